@@ -1,0 +1,68 @@
+#include "data/dataset.h"
+
+#include "data/idx.h"
+#include "util/error.h"
+
+namespace convkit::data {
+
+Split load_split(const std::filesystem::path& dir, const std::string& images_stem,
+                 const std::string& labels_stem, int64_t limit) {
+  const auto images_file = find_idx_file(dir, images_stem);
+  const auto labels_file = find_idx_file(dir, labels_stem);
+  IdxArray images = read_idx(images_file, kIdxImagesMagic);
+  IdxArray labels = read_idx(labels_file, kIdxLabelsMagic);
+
+  if (images.dims[1] != kImageSize || images.dims[2] != kImageSize) {
+    throw file_error(images_file.string(), "images are " + std::to_string(images.dims[1]) + "x" +
+                                               std::to_string(images.dims[2]) + ", expected 28x28");
+  }
+  if (images.dims[0] != labels.dims[0]) {
+    throw file_error(labels_file.string(), "has " + std::to_string(labels.dims[0]) + " labels but " +
+                                               images_file.filename().string() + " has " +
+                                               std::to_string(images.dims[0]) + " images");
+  }
+  for (size_t i = 0; i < labels.bytes.size(); ++i) {
+    if (labels.bytes[i] >= kNumClasses) {
+      throw file_error(labels_file.string(), "label " + std::to_string(labels.bytes[i]) + " at index " +
+                                                 std::to_string(i) + " is outside 0-9");
+    }
+  }
+
+  int64_t n = images.dims[0];
+  if (limit > 0) n = std::min(n, limit);
+  Split split;
+  split.images = torch::from_blob(images.bytes.data(), {images.dims[0], kImageSize, kImageSize}, torch::kUInt8)
+                     .slice(0, 0, n)
+                     .clone();
+  split.labels = torch::from_blob(labels.bytes.data(), {labels.dims[0]}, torch::kUInt8)
+                     .slice(0, 0, n)
+                     .to(torch::kInt64);
+  return split;
+}
+
+Mnist load_mnist(const std::filesystem::path& dir, int64_t limit) {
+  return {load_split(dir, "train-images-idx3-ubyte", "train-labels-idx1-ubyte", limit),
+          load_split(dir, "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", limit)};
+}
+
+Normalization normalization_from(const torch::Tensor& train_images) {
+  const torch::Tensor pixels = train_images.to(torch::kFloat);
+  return {(pixels.mean() / 255).item<float>(), (pixels.std() / 255).item<float>()};
+}
+
+torch::Tensor to_model_input(const torch::Tensor& pixels, Normalization norm) {
+  torch::Tensor x = pixels.dim() == 3 ? pixels.unsqueeze(1) : pixels;
+  // Same ops, same order, same dtypes as torchvision's ToTensor().div(255) then Normalize's
+  // sub_(mean).div_(std) with one-element float tensors, so the values are bit-identical.
+  const auto mean = torch::tensor({norm.mean}).view({-1, 1, 1});
+  const auto std = torch::tensor({norm.std}).view({-1, 1, 1});
+  return x.to(torch::kFloat).div(255).sub_(mean).div_(std);
+}
+
+TrainValidIndices random_split(int64_t n) {
+  const auto n_train = static_cast<int64_t>(static_cast<double>(n) * kTrainFraction);
+  const torch::Tensor perm = torch::randperm(n, torch::kInt64);
+  return {perm.slice(0, 0, n_train), perm.slice(0, n_train, n)};
+}
+
+}  // namespace convkit::data

@@ -1,0 +1,61 @@
+#include "models/models.h"
+
+#include "util/error.h"
+
+namespace convkit::models {
+
+namespace nn = torch::nn;
+namespace F = torch::nn::functional;
+
+LeNetImpl::LeNetImpl(int64_t output_dim) {
+  // Registered in the tutorial's order so the default initialisation consumes the global
+  // generator exactly as Python's LeNet.__init__ does.
+  conv1 = register_module("conv1", nn::Conv2d(nn::Conv2dOptions(1, 6, 5)));
+  conv2 = register_module("conv2", nn::Conv2d(nn::Conv2dOptions(6, 16, 5)));
+  fc_1 = register_module("fc_1", nn::Linear(16 * 4 * 4, 120));
+  fc_2 = register_module("fc_2", nn::Linear(120, 84));
+  fc_3 = register_module("fc_3", nn::Linear(84, output_dim));
+}
+
+Output LeNetImpl::forward(const torch::Tensor& input) {
+  torch::Tensor x = F::relu(F::max_pool2d(conv1(input), F::MaxPool2dFuncOptions(2)));
+  x = F::relu(F::max_pool2d(conv2(x), F::MaxPool2dFuncOptions(2)));
+  torch::Tensor h = x.view({x.size(0), -1});
+  x = F::relu(fc_1(h));
+  x = F::relu(fc_2(x));
+  return {fc_3(x), h};
+}
+
+MLPImpl::MLPImpl(int64_t input_dim, int64_t output_dim) {
+  input_fc = register_module("input_fc", nn::Linear(input_dim, 250));
+  hidden_fc = register_module("hidden_fc", nn::Linear(250, 100));
+  output_fc = register_module("output_fc", nn::Linear(100, output_dim));
+}
+
+Output MLPImpl::forward(const torch::Tensor& input) {
+  const torch::Tensor x = input.view({input.size(0), -1});
+  const torch::Tensor h_1 = F::relu(input_fc(x));
+  const torch::Tensor h_2 = F::relu(hidden_fc(h_1));
+  return {output_fc(h_2), h_2};
+}
+
+const std::vector<std::string>& model_names() {
+  static const std::vector<std::string> names = {"lenet", "mlp"};
+  return names;
+}
+
+Classifier make_model(const std::string& name, int64_t num_classes) {
+  if (name == "lenet") return LeNet(num_classes).ptr();
+  if (name == "mlp") return MLP(28 * 28, num_classes).ptr();
+  std::string known;
+  for (const auto& n : model_names()) known += (known.empty() ? "" : ", ") + n;
+  throw Error("--model: unknown model '" + name + "' (known: " + known + ")");
+}
+
+int64_t count_parameters(const torch::nn::Module& module) {
+  int64_t total = 0;
+  for (const auto& p : module.parameters()) total += p.numel();
+  return total;
+}
+
+}  // namespace convkit::models

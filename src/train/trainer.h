@@ -1,0 +1,75 @@
+// The tutorial's training and evaluation loops, and the whole `convkit train` run around them.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <iosfwd>
+#include <string>
+#include <vector>
+
+#include "data/dataset.h"
+#include "models/models.h"
+
+namespace convkit::train {
+
+// Every default of `convkit train` lives here (the CLI shows these values in --help).
+struct TrainOptions {
+  std::string model = "lenet";
+  int64_t epochs = 10;
+  int64_t batch_size = 64;
+  double lr = 1e-3;  // Adam's default, as the tutorial uses it
+  uint64_t seed = 1234;
+  std::string data_dir = data::kDefaultDataDir;
+  std::string out_dir;  // empty: runs/<model>
+  int threads = 0;      // 0: all cores
+  std::string device = "auto";
+  double rotation = 25.0;  // degrees for the rotated test set
+  int64_t limit = 0;       // 0: all images
+  bool quiet = false;      // no progress bars
+};
+
+// Throws an Error naming the offending flag.
+void validate(const TrainOptions& options);
+std::filesystem::path out_dir_for(const TrainOptions& options);
+
+struct EpochStats {
+  double loss = 0;  // mean over batches, as the tutorial computes it
+  double acc = 0;   // mean over batches, fraction 0..1
+};
+
+// One pass over `order` (indices into `inputs`) in batches, with Adam steps.
+EpochStats train_epoch(models::ClassifierImpl& model, torch::optim::Optimizer& optimizer,
+                       const torch::Tensor& inputs, const torch::Tensor& labels, const torch::Tensor& order,
+                       int64_t batch_size, const torch::Device& device, bool progress = false);
+
+// Loss and accuracy over `inputs` in order, eval mode, no gradients.
+EpochStats evaluate(models::ClassifierImpl& model, const torch::Tensor& inputs, const torch::Tensor& labels,
+                    int64_t batch_size, const torch::Device& device, bool progress = false);
+
+// Python's DataLoader draws from the global generator each time an iterator is created
+// (the base seed for workers, drawn even with none); mirrored to keep the random stream aligned.
+void draw_loader_base_seed();
+
+// RandomSampler's order in torch 1.13: a seed drawn from the global generator, then
+// randperm(n) on a fresh generator seeded with it.
+torch::Tensor random_sampler_order(int64_t n);
+
+struct EpochRecord {
+  int64_t epoch = 0;
+  EpochStats train, valid;
+  double train_seconds = 0, seconds = 0;
+};
+
+struct RunResult {
+  std::vector<EpochRecord> history;
+  int64_t best_epoch = 0;
+  EpochStats test, rotated_test;
+  std::filesystem::path out_dir;
+};
+
+// The whole tutorial: data, split, model, epochs with best checkpoint, test and rotated test,
+// history.json and metrics.json. Prints the tutorial's lines to `out`.
+RunResult run_training(const TrainOptions& options, std::ostream& out);
+
+}  // namespace convkit::train

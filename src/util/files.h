@@ -1,0 +1,24 @@
+// Small file helpers shared by every writer: nothing is ever left half-written.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace convkit {
+
+std::vector<uint8_t> read_file_bytes(const std::filesystem::path& file);
+
+// Writes `contents` to `file.tmp`, flushes, then renames over `file`.
+void write_file_atomically(const std::filesystem::path& file, const std::string& contents);
+
+// Same, for writers that need a path (e.g. LibTorch's serialisers): `write(tmp_path)` then rename.
+void write_atomically_via(const std::filesystem::path& file,
+                          const std::function<void(const std::filesystem::path&)>& write);
+
+// Creates `dir` if needed and proves it is writable; an Error naming it otherwise.
+void ensure_writable_dir(const std::filesystem::path& dir);
+
+}  // namespace convkit
