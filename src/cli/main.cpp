@@ -42,8 +42,15 @@ int main(int argc, char** argv) {
 
   try {
     app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
+  } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::cerr << "convkit: " << e.what() << " (see --help)\n";
+    return 2;
   } catch (const convkit::Error& e) {
     std::cerr << "convkit: " << e.what() << "\n";
     return 1;

@@ -1,0 +1,179 @@
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "models/models.h"
+#include "test_util.h"
+#include "train/checkpoint.h"
+#include "train/trainer.h"
+#include "util/error.h"
+#include "util/files.h"
+
+using namespace convkit;
+using convkit::testing::TempDir;
+
+namespace {
+
+std::vector<std::string> parameter_names(const torch::nn::Module& m) {
+  std::vector<std::string> names;
+  for (const auto& p : m.named_parameters()) names.push_back(p.key());
+  return names;
+}
+
+}  // namespace
+
+TEST(Models, LeNetShapesAndParameters) {
+  auto model = models::make_model("lenet");
+  EXPECT_EQ(models::count_parameters(*model), 44426);
+  EXPECT_EQ(parameter_names(*model),
+            (std::vector<std::string>{"conv1.weight", "conv1.bias", "conv2.weight", "conv2.bias", "fc_1.weight",
+                                      "fc_1.bias", "fc_2.weight", "fc_2.bias", "fc_3.weight", "fc_3.bias"}));
+  const auto out = model->forward(torch::randn({5, 1, 28, 28}));
+  EXPECT_EQ(out.logits.sizes(), (std::vector<int64_t>{5, 10}));
+  EXPECT_EQ(out.hidden.sizes(), (std::vector<int64_t>{5, 256}));
+}
+
+TEST(Models, MLPShapesAndParameters) {
+  auto model = models::make_model("mlp");
+  EXPECT_EQ(models::count_parameters(*model), 222360);
+  EXPECT_EQ(parameter_names(*model), (std::vector<std::string>{"input_fc.weight", "input_fc.bias", "hidden_fc.weight",
+                                                               "hidden_fc.bias", "output_fc.weight", "output_fc.bias"}));
+  const auto out = model->forward(torch::randn({3, 1, 28, 28}));
+  EXPECT_EQ(out.logits.sizes(), (std::vector<int64_t>{3, 10}));
+  EXPECT_EQ(out.hidden.sizes(), (std::vector<int64_t>{3, 100}));
+}
+
+TEST(Models, InitialisationFollowsTheSeed) {
+  torch::manual_seed(1);
+  auto a = models::make_model("lenet");
+  torch::manual_seed(1);
+  auto b = models::make_model("lenet");
+  auto c = models::make_model("lenet");
+  EXPECT_TRUE(a->parameters()[0].equal(b->parameters()[0]));
+  EXPECT_FALSE(a->parameters()[0].equal(c->parameters()[0]));
+}
+
+TEST(Models, UnknownNameIsAnError) {
+  try {
+    models::make_model("resnet");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("unknown model 'resnet'"), std::string::npos);
+  }
+}
+
+TEST(Checkpoint, RoundTripRestoresEveryTensor) {
+  TempDir dir;
+  auto a = models::make_model("lenet");
+  train::save_state_dict(*a, dir / "m.pt");
+  EXPECT_FALSE(std::filesystem::exists(dir / "m.pt.tmp"));
+  auto b = models::make_model("lenet");
+  train::load_state_dict(*b, train::read_state_dict(dir / "m.pt"), "m.pt");
+  const auto pa = a->parameters(), pb = b->parameters();
+  for (size_t i = 0; i < pa.size(); ++i) EXPECT_TRUE(pa[i].equal(pb[i]));
+}
+
+TEST(Checkpoint, WrongArchitectureListsKeys) {
+  TempDir dir;
+  train::save_state_dict(*models::make_model("mlp"), dir / "mlp.pt");
+  auto lenet = models::make_model("lenet");
+  try {
+    train::load_state_dict(*lenet, train::read_state_dict(dir / "mlp.pt"), "mlp.pt");
+    FAIL();
+  } catch (const Error& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("mlp.pt"), std::string::npos);
+    EXPECT_NE(what.find("missing keys: conv1.bias"), std::string::npos) << what;
+    EXPECT_NE(what.find("unexpected keys: input_fc.weight"), std::string::npos) << what;
+  }
+}
+
+TEST(Checkpoint, ShapeMismatchIsReported) {
+  auto lenet = models::make_model("lenet");
+  auto state = train::state_dict(*lenet);
+  for (auto& [name, t] : state)
+    if (name == "fc_3.weight") t = torch::zeros({5, 84});
+  try {
+    train::load_state_dict(*lenet, state, "x.pt");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("size mismatch for fc_3.weight (checkpoint [5, 84], model [10, 84])"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
+TEST(Checkpoint, CorruptFilesGiveClearErrors) {
+  TempDir dir;
+  write_file_atomically(dir / "junk.pt", "this is not a checkpoint");
+  EXPECT_THROW(train::read_state_dict(dir / "junk.pt"), Error);
+  train::save_state_dict(*models::make_model("lenet"), dir / "m.pt");
+  auto bytes = read_file_bytes(dir / "m.pt");
+  bytes.resize(bytes.size() / 2);
+  write_file_atomically(dir / "half.pt", std::string(bytes.begin(), bytes.end()));
+  try {
+    train::read_state_dict(dir / "half.pt");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("half.pt"), std::string::npos);
+    EXPECT_EQ(std::string(e.what()).find('\n'), std::string::npos);
+  }
+  EXPECT_THROW(train::read_state_dict(dir / "absent.pt"), Error);
+}
+
+TEST(Checkpoint, InfoTravelsBesideTheWeights) {
+  TempDir dir;
+  EXPECT_FALSE(train::read_checkpoint_info(dir / "model.pt").has_value());
+  train::write_checkpoint_info(dir / "model.pt", {"mlp", 10, 0.25f, 0.5f});
+  const auto info = train::read_checkpoint_info(dir / "model.pt");
+  ASSERT_TRUE(info.has_value());
+  EXPECT_EQ(info->model, "mlp");
+  EXPECT_FLOAT_EQ(info->std, 0.5f);
+  write_file_atomically(dir / "model.json", "{\"model\": 3}");
+  EXPECT_THROW(train::read_checkpoint_info(dir / "model.pt"), Error);
+}
+
+TEST(Options, InvalidValuesNameTheFlag) {
+  auto expect_flag = [](auto mutate, const std::string& flag) {
+    train::TrainOptions o;
+    mutate(o);
+    try {
+      train::validate(o);
+      FAIL() << flag;
+    } catch (const Error& e) {
+      EXPECT_EQ(std::string(e.what()).rfind(flag, 0), 0u) << e.what();
+    }
+  };
+  expect_flag([](auto& o) { o.epochs = 0; }, "--epochs");
+  expect_flag([](auto& o) { o.batch_size = -3; }, "--batch-size");
+  expect_flag([](auto& o) { o.lr = 0; }, "--lr");
+  expect_flag([](auto& o) { o.lr = std::nan(""); }, "--lr");
+  expect_flag([](auto& o) { o.model = "vgg"; }, "--model");
+  expect_flag([](auto& o) { o.rotation = 400; }, "--rotation");
+  expect_flag([](auto& o) { o.limit = -1; }, "--limit");
+  train::validate(train::TrainOptions{});  // the defaults are valid
+}
+
+TEST(Training, LearnsSyntheticDataAndIsReproducible) {
+  TempDir dir;
+  convkit::testing::write_synthetic_mnist(dir / "data", 1500, 200, true);
+  auto run = [&](const std::string& out) {
+    train::TrainOptions o;
+    o.data_dir = (dir / "data").string();
+    o.out_dir = (dir / out).string();
+    o.epochs = 3;
+    o.threads = 1;
+    o.quiet = true;
+    std::ostringstream log;
+    return train::run_training(o, log);
+  };
+  const auto a = run("a");
+  const auto b = run("b");
+  EXPECT_LT(a.history.back().train.loss, a.history.front().train.loss);
+  EXPECT_GT(a.test.acc, 0.9);
+  EXPECT_EQ(a.test.loss, b.test.loss);  // same seed, same threads: identical numbers
+  EXPECT_EQ(a.history.back().valid.loss, b.history.back().valid.loss);
+  for (const char* f : {"model.pt", "model.json", "history.json", "metrics.json"}) {
+    EXPECT_TRUE(std::filesystem::exists(dir / "a" / f)) << f;
+  }
+}
