@@ -6,7 +6,10 @@
 #include <nlohmann/json.hpp>
 #include <regex>
 
+#include "data/dataset.h"
 #include "data/idx.h"
+#include "data/image.h"
+#include "train/inference.h"
 #include "models/models.h"
 #include "test_util.h"
 #include "train/checkpoint.h"
@@ -154,4 +157,99 @@ TEST(Cli, SyntheticDatasetTrainsWithoutTheRealOne) {
   const auto r = run_convkit("train --data " + (dir / "d").string() + " --epochs 1 --out " + (dir / "o").string());
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("Number of training examples: 450\n"), std::string::npos);
+}
+
+TEST(Cli, ResumeEndsWhereAnUninterruptedRunEnds) {
+  TempDir dir;
+  const std::string common = " --model mlp --limit 2000 --threads 2 --quiet";
+  ASSERT_EQ(run_convkit("train --epochs 3 --out " + (dir / "whole").string() + common).exit_code, 0);
+  ASSERT_EQ(run_convkit("train --epochs 1 --out " + (dir / "split").string() + common).exit_code, 0);
+  const auto r = run_convkit("train --resume " + (dir / "split").string() + " --epochs 3 --threads 2 --quiet");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("Resuming after epoch 1 of 3"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("Epoch: 01"), std::string::npos);
+  EXPECT_NE(r.out.find("Epoch: 03"), std::string::npos);
+
+  const auto whole = read_json(dir / "whole" / "metrics.json"), split = read_json(dir / "split" / "metrics.json");
+  for (const char* key : {"test_loss", "test_acc", "rotated_test_loss", "rotated_test_acc", "best_epoch", "epochs"}) {
+    EXPECT_EQ(whole[key], split[key]) << key;
+  }
+  const auto hw = read_json(dir / "whole" / "history.json"), hs = read_json(dir / "split" / "history.json");
+  ASSERT_EQ(hs.size(), 3u);
+  for (size_t e = 0; e < 3; ++e) EXPECT_EQ(hw[e]["valid_loss"], hs[e]["valid_loss"]) << e;
+  EXPECT_EQ(read_file_bytes(dir / "whole" / "model.pt"), read_file_bytes(dir / "split" / "model.pt"));
+
+  // A finished run needs a larger --epochs; settings of the run cannot be changed.
+  expect_one_line_error(run_convkit("train --resume " + (dir / "split").string()), "already completed 3 epochs");
+  expect_one_line_error(run_convkit("train --resume " + (dir / "split").string() + " --lr 0.1 --epochs 4"), "--lr");
+  expect_one_line_error(run_convkit("train --resume " + (dir / "nothing").string()), "not a convkit run directory");
+}
+
+TEST(Cli, EvalReproducesTheTrainedTestNumbers) {
+  TempDir dir;
+  ASSERT_EQ(run_convkit("train --limit 2000 --epochs 1 --threads 2 --out " + (dir / "run").string()).exit_code, 0);
+  const auto metrics = read_json(dir / "run" / "metrics.json");
+  const auto r = run_convkit("eval --json --threads 2 --limit 2000 --checkpoint " + (dir / "run" / "model.pt").string());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["model"], "lenet");
+  EXPECT_DOUBLE_EQ(j["test_acc"].get<double>(), metrics["test_acc"].get<double>());
+  EXPECT_DOUBLE_EQ(j["test_loss"].get<double>(), metrics["test_loss"].get<double>());
+  EXPECT_GT(j["test_acc"].get<double>(), j["rotated_test_acc"].get<double>());
+
+  const auto lines = run_convkit("eval --limit 500 --checkpoint " + (dir / "run" / "model.pt").string());
+  EXPECT_TRUE(std::regex_search(lines.out, std::regex("^Test Loss: \\d\\.\\d{3} \\| Test Acc: \\d+\\.\\d{2}%\n"
+                                                      "Rotated Test Loss: \\d\\.\\d{3} \\| Rotated Test Acc: \\d+\\.\\d{2}%\n$")))
+      << lines.out;
+  expect_one_line_error(run_convkit("eval --checkpoint " + (dir / "missing.pt").string()), "missing.pt");
+  expect_one_line_error(run_convkit("eval --model mlp --checkpoint " + (dir / "run" / "model.pt").string()),
+                        "missing keys: hidden_fc.bias");
+}
+
+TEST(Cli, PredictAgreesWithTheNetworkOnTestImages) {
+  TempDir dir;
+  ASSERT_EQ(run_convkit("train --limit 3000 --epochs 2 --threads 2 --out " + (dir / "run").string()).exit_code, 0);
+  const auto test = data::load_split(data::kDefaultDataDir, "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", 12);
+
+  // The same images as PNG files, one of them as a dark-on-light "photo" at another size.
+  std::string files;
+  for (int i = 0; i < 12; ++i) {
+    data::GreyImage image{28, 28, std::vector<uint8_t>(test.images[i].data_ptr<uint8_t>(), test.images[i].data_ptr<uint8_t>() + 784)};
+    data::write_grey_png(dir / ("img" + std::to_string(i) + ".png"), image);
+    files += " " + (dir / ("img" + std::to_string(i) + ".png")).string();
+  }
+  const auto big = torch::nn::functional::interpolate(
+      (255 - test.images[0].to(torch::kFloat)).view({1, 1, 28, 28}),
+      torch::nn::functional::InterpolateFuncOptions().size(std::vector<int64_t>{112, 112}).mode(torch::kNearest));
+  const auto big_u8 = big.to(torch::kUInt8).contiguous();
+  data::write_grey_png(dir / "photo.png", {112, 112, std::vector<uint8_t>(big_u8.data_ptr<uint8_t>(), big_u8.data_ptr<uint8_t>() + 112 * 112)});
+  write_file_atomically(dir / "broken.png", "\x89PNG not really");
+
+  const auto r = run_convkit("predict --json --checkpoint " + (dir / "run" / "model.pt").string() + files + " " +
+                             (dir / "broken.png").string() + " " + (dir / "photo.png").string());
+  EXPECT_NE(r.exit_code, 0);  // broken.png
+  EXPECT_NE(r.err.find("broken.png: cannot decode image"), std::string::npos) << r.err;
+  const auto results = nlohmann::json::parse(r.out);
+  ASSERT_EQ(results.size(), 14u);
+
+  // Reference: the checkpoint's forward pass on the test tensors, as eval computes it.
+  auto loaded = train::load_model(dir / "run" / "model.pt", "", data::kDefaultDataDir);
+  const auto probs = train::predict_probabilities(*loaded.model, test.images.to(torch::kFloat),
+                                                  {loaded.info.mean, loaded.info.std}, torch::kCPU);
+  for (int i = 0; i < 12; ++i) {
+    EXPECT_EQ(results[i]["class"].get<int64_t>(), probs[i].argmax().item<int64_t>()) << i;
+    EXPECT_NEAR(results[i]["probability"].get<double>(), probs[i].max().item<double>(), 1e-5) << i;
+    EXPECT_EQ(results[i]["name"], data::kClassNames[results[i]["class"].get<int64_t>()]);
+    EXPECT_EQ(results[i]["top"].size(), 3u);
+  }
+  EXPECT_TRUE(results[12].contains("error"));
+  EXPECT_EQ(results[13]["class"], results[0]["class"]);  // --invert auto undoes the light background
+
+  const auto plain = run_convkit("predict --checkpoint " + (dir / "run" / "model.pt").string() + " " +
+                                 (dir / "img0.png").string());
+  EXPECT_EQ(plain.exit_code, 0);
+  EXPECT_TRUE(std::regex_search(plain.out, std::regex("img0\\.png: .+ \\(\\d+\\.\\d%\\) \\| top 3: ")));
+  expect_one_line_error(run_convkit("predict --invert maybe --checkpoint " + (dir / "run" / "model.pt").string() +
+                                    " " + (dir / "img0.png").string()),
+                        "--invert");
 }

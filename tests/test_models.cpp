@@ -1,3 +1,4 @@
+#include <caffe2/serialize/inline_container.h>
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -175,5 +176,71 @@ TEST(Training, LearnsSyntheticDataAndIsReproducible) {
   EXPECT_EQ(a.history.back().valid.loss, b.history.back().valid.loss);
   for (const char* f : {"model.pt", "model.json", "history.json", "metrics.json"}) {
     EXPECT_TRUE(std::filesystem::exists(dir / "a" / f)) << f;
+  }
+}
+
+// Hand-made archives in PyTorch's zip layout, to feed the state_dict reader what a hostile or
+// damaged file could hold.
+namespace {
+
+std::string pickle_str(const std::string& s) {
+  std::string out = "X";
+  const uint32_t n = static_cast<uint32_t>(s.size());
+  for (int k = 0; k < 4; ++k) out += static_cast<char>((n >> (8 * k)) & 0xff);
+  return out + s;
+}
+
+// {"w": tensor of `size` floats viewing a storage of `numel` floats}
+std::string tensor_dict_pickle(int numel, int size) {
+  return std::string("\x80\x02}(") + pickle_str("w") + "ctorch._utils\n_rebuild_tensor_v2\n((" + pickle_str("storage") +
+         "ctorch\nFloatStorage\n" + pickle_str("0") + pickle_str("cpu") + "K" + static_cast<char>(numel) + "tQ" +
+         std::string("K\0", 2) + "(K" + static_cast<char>(size) + "t(K\x01t\x89)tRu.";
+}
+
+void write_archive(const std::filesystem::path& file, const std::string& pickle, size_t record_floats) {
+  caffe2::serialize::PyTorchStreamWriter writer(file.string());
+  writer.writeRecord("data.pkl", pickle.data(), pickle.size());
+  std::vector<float> values(record_floats, 1.5f);
+  writer.writeRecord("data/0", values.data(), values.size() * sizeof(float));
+  writer.writeEndOfFile();
+}
+
+std::string read_error(const std::filesystem::path& file) {
+  try {
+    train::read_state_dict(file);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "no error";
+}
+
+}  // namespace
+
+TEST(Checkpoint, HandMadeArchiveIsRead) {
+  TempDir dir;
+  write_archive(dir / "ok.pt", tensor_dict_pickle(4, 4), 4);
+  const auto state = train::read_state_dict(dir / "ok.pt");
+  ASSERT_EQ(state.size(), 1u);
+  EXPECT_EQ(state[0].first, "w");
+  EXPECT_TRUE(state[0].second.equal(torch::full({4}, 1.5f)));
+}
+
+TEST(Checkpoint, HostileArchivesAreRefused) {
+  TempDir dir;
+  write_archive(dir / "past.pt", tensor_dict_pickle(4, 100), 4);
+  EXPECT_NE(read_error(dir / "past.pt").find("tensor extends past its storage"), std::string::npos);
+  write_archive(dir / "short.pt", tensor_dict_pickle(10, 4), 4);
+  EXPECT_NE(read_error(dir / "short.pt").find("has 16 bytes, expected 40"), std::string::npos);
+  const std::string whole = tensor_dict_pickle(4, 4);
+  write_archive(dir / "cut.pt", whole.substr(0, whole.size() / 2), 4);
+  EXPECT_NE(read_error(dir / "cut.pt").find("pickle data ends early"), std::string::npos);
+  write_archive(dir / "evil.pt", std::string("\x80\x02") + "cos\nsystem\n" + pickle_str("ls") + "\x85R.", 0);
+  EXPECT_NE(read_error(dir / "evil.pt").find("unsupported object 'os.system'"), std::string::npos);
+  write_archive(dir / "list.pt", "\x80\x02].", 0);
+  EXPECT_NE(read_error(dir / "list.pt").find("does not hold a state_dict"), std::string::npos);
+  for (const char* f : {"past.pt", "short.pt", "cut.pt", "evil.pt", "list.pt"}) {
+    const std::string what = read_error(dir / f);
+    EXPECT_NE(what.find(f), std::string::npos) << what;
+    EXPECT_EQ(what.find('\n'), std::string::npos) << what;
   }
 }

@@ -1,33 +1,159 @@
 // convkit: train, evaluate and explain convolutional image classifiers (LibTorch).
-// Every error ends here as one line on stderr and a non-zero exit code.
+// Each subcommand parses its flags here and calls the library; every error ends in main() as
+// one line on stderr and a non-zero exit code.
 #include <CLI/CLI.hpp>
 
 #include <iostream>
+#include <nlohmann/json.hpp>
 
+#include "data/image.h"
 #include "models/models.h"
+#include "train/inference.h"
 #include "train/trainer.h"
 #include "util/error.h"
+#include "util/format.h"
+#include "util/runtime.h"
 
 namespace {
 
-void add_train_command(CLI::App& app, convkit::train::TrainOptions& o) {
-  CLI::App* train = app.add_subcommand("train", "Train a network on FashionMNIST the tutorial's way");
-  std::string models;
-  for (const auto& n : convkit::models::model_names()) models += (models.empty() ? "" : "|") + n;
-  train->add_option("--model", o.model, "Network: " + models)->capture_default_str();
-  train->add_option("--epochs", o.epochs, "Training epochs")->capture_default_str();
-  train->add_option("--batch-size", o.batch_size, "Images per batch")->capture_default_str();
-  train->add_option("--lr", o.lr, "Adam learning rate")->capture_default_str();
-  train->add_option("--seed", o.seed, "Seed of the global random generator")->capture_default_str();
-  train->add_option("--data", o.data_dir, "Directory with the IDX files (raw or .gz)")->capture_default_str();
-  train->add_option("--out", o.out_dir, "Run directory for outputs (default: runs/<model>)");
-  train->add_option("--threads", o.threads, "Compute threads (0: all cores)")->capture_default_str();
-  train->add_option("--device", o.device, "auto|cpu|cuda")->capture_default_str();
-  train->add_option("--rotation", o.rotation, "Max angle (degrees) of the rotated test set")->capture_default_str();
-  train->add_option("--limit", o.limit, "Use only the first N training and test images (0: all)")
+using namespace convkit;
+
+std::string joined_model_names() {
+  std::string names;
+  for (const auto& n : models::model_names()) names += (names.empty() ? "" : "|") + n;
+  return names;
+}
+
+void add_train_command(CLI::App& app) {
+  static train::TrainOptions o;
+  static std::string resume_dir;
+  CLI::App* cmd = app.add_subcommand("train", "Train a network on FashionMNIST the tutorial's way");
+  cmd->add_option("--model", o.model, "Network: " + joined_model_names())->capture_default_str();
+  auto* epochs = cmd->add_option("--epochs", o.epochs, "Training epochs (with --resume: the new total)")
+                     ->capture_default_str();
+  cmd->add_option("--batch-size", o.batch_size, "Images per batch")->capture_default_str();
+  cmd->add_option("--lr", o.lr, "Adam learning rate")->capture_default_str();
+  cmd->add_option("--seed", o.seed, "Seed of the global random generator")->capture_default_str();
+  cmd->add_option("--data", o.data_dir, "Directory with the IDX files (raw or .gz)")->capture_default_str();
+  cmd->add_option("--out", o.out_dir, "Run directory for outputs (default: runs/<model>)");
+  auto* threads = cmd->add_option("--threads", o.threads, "Compute threads (0: all cores)")->capture_default_str();
+  cmd->add_option("--device", o.device, "auto|cpu|cuda")->capture_default_str();
+  cmd->add_option("--rotation", o.rotation, "Max angle (degrees) of the rotated test set")->capture_default_str();
+  cmd->add_option("--limit", o.limit, "Use only the first N training and test images (0: all)")
       ->capture_default_str();
-  train->add_flag("--quiet", o.quiet, "No progress bars");
-  train->callback([&o] { convkit::train::run_training(o, std::cout); });
+  cmd->add_option("--resume", resume_dir,
+                  "Continue the run in this directory from its last completed epoch, with its settings");
+  cmd->add_flag("--quiet", o.quiet, "No progress bars");
+  cmd->callback([cmd, epochs, threads] {
+    train::TrainOptions options = o;
+    if (!resume_dir.empty()) {
+      for (const char* flag : {"--model", "--batch-size", "--lr", "--seed", "--data", "--out", "--rotation", "--limit"}) {
+        if (cmd->count(flag)) throw Error(std::string(flag) + ": cannot be changed on --resume (the run's settings are kept)");
+      }
+      options = train::read_run_options(resume_dir);
+      if (epochs->count()) options.epochs = o.epochs;
+      if (threads->count()) options.threads = o.threads;
+      options.device = o.device;
+      options.quiet = o.quiet;
+    }
+    train::run_training(options, std::cout);
+  });
+}
+
+void add_eval_command(CLI::App& app) {
+  static std::string checkpoint, model, data_dir = data::kDefaultDataDir, device = "auto";
+  static double rotation = 25;
+  static int64_t batch_size = 64, limit = 0;
+  static uint64_t seed = 1234;
+  static int threads = 0;
+  static bool json = false;
+  CLI::App* cmd = app.add_subcommand("eval", "Test and rotated-test loss/accuracy of a checkpoint");
+  cmd->add_option("--checkpoint", checkpoint, "state_dict file (convkit's or Python's torch.save)")->required();
+  cmd->add_option("--model", model, "Architecture, when no model.json is beside the checkpoint: " + joined_model_names());
+  cmd->add_option("--data", data_dir, "Directory with the IDX files")->capture_default_str();
+  cmd->add_option("--rotation", rotation, "Max angle (degrees) of the rotated test set")->capture_default_str();
+  cmd->add_option("--batch-size", batch_size, "Images per batch")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--seed", seed, "Seed for the rotation angles")->capture_default_str();
+  cmd->add_option("--limit", limit, "Use only the first N test images (0: all)")->capture_default_str()->check(CLI::NonNegativeNumber);
+  cmd->add_option("--threads", threads, "Compute threads (0: all cores)")->capture_default_str()->check(CLI::NonNegativeNumber);
+  cmd->add_option("--device", device, "auto|cpu|cuda")->capture_default_str();
+  cmd->add_flag("--json", json, "Print one JSON object instead of the tutorial's lines");
+  cmd->callback([] {
+    if (!(rotation >= 0 && rotation <= 180)) throw Error("--rotation must be between 0 and 180 degrees");
+    configure_threads(threads);
+    const torch::Device dev(resolve_device(device));
+    auto loaded = train::load_model(checkpoint, model, data_dir);
+    loaded.model->to(dev);
+    const data::Split test = data::load_split(data_dir, "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", limit);
+    torch::manual_seed(seed);
+    const data::Normalization norm{loaded.info.mean, loaded.info.std};
+    const auto r = train::evaluate_test_sets(*loaded.model, test, norm, rotation, batch_size, dev, !json);
+    if (json) {
+      std::cout << nlohmann::json{{"checkpoint", checkpoint},
+                                  {"model", loaded.info.model},
+                                  {"test_loss", r.test.loss},
+                                  {"test_acc", r.test.acc},
+                                  {"rotated_test_loss", r.rotated_test.loss},
+                                  {"rotated_test_acc", r.rotated_test.acc},
+                                  {"rotation_degrees", rotation},
+                                  {"seed", seed},
+                                  {"images", test.images.size(0)}}
+                       .dump(2)
+                << "\n";
+    } else {
+      std::cout << strprintf("Test Loss: %.3f | Test Acc: %.2f%%\n", r.test.loss, r.test.acc * 100)
+                << strprintf("Rotated Test Loss: %.3f | Rotated Test Acc: %.2f%%\n", r.rotated_test.loss,
+                             r.rotated_test.acc * 100);
+    }
+  });
+}
+
+void add_predict_command(CLI::App& app, int& exit_code) {
+  static std::string checkpoint, model, data_dir = data::kDefaultDataDir, invert = "auto";
+  static std::vector<std::string> images;
+  static int top_k = 3;
+  static bool json = false;
+  CLI::App* cmd = app.add_subcommand("predict", "Classify image files (PNG, JPEG, BMP, PGM, ...)");
+  cmd->add_option("--checkpoint", checkpoint, "state_dict file (convkit's or Python's torch.save)")->required();
+  cmd->add_option("--model", model, "Architecture, when no model.json is beside the checkpoint: " + joined_model_names());
+  cmd->add_option("--data", data_dir, "Training IDX files, for the normalisation of a checkpoint without model.json")
+      ->capture_default_str();
+  cmd->add_option("--invert", invert, "auto|yes|no: make dark-on-light photos light-on-dark (auto: judge by the border)")
+      ->capture_default_str();
+  cmd->add_option("--top", top_k, "How many classes to list per image")->capture_default_str()->check(CLI::Range(1, 10));
+  cmd->add_flag("--json", json, "Print a JSON array instead of lines");
+  cmd->add_option("images", images, "Image files")->required();
+  cmd->callback([&exit_code] {
+    const data::Invert invert_mode = data::parse_invert(invert);
+    configure_threads(1);  // single images: threads only add start-up cost
+    auto loaded = train::load_model(checkpoint, model, data_dir);
+    const data::Normalization norm{loaded.info.mean, loaded.info.std};
+    nlohmann::json results = nlohmann::json::array();
+    for (const auto& file : images) {
+      try {
+        const data::GreyImage image = data::read_grey_image(file);
+        const torch::Tensor pixels = data::to_mnist_pixels(image, invert_mode).unsqueeze(0);
+        const torch::Tensor probs = train::predict_probabilities(*loaded.model, pixels, norm, torch::kCPU)[0];
+        const auto [values, indices] = probs.topk(top_k);
+        nlohmann::json top = nlohmann::json::array();
+        std::string line = strprintf("%s: %s (%.1f%%) | top %d:", file.c_str(),
+                                     data::kClassNames[indices[0].item<int64_t>()], 100 * values[0].item<float>(), top_k);
+        for (int k = 0; k < top_k; ++k) {
+          const int64_t c = indices[k].item<int64_t>();
+          top.push_back({{"class", c}, {"name", data::kClassNames[c]}, {"probability", values[k].item<float>()}});
+          line += strprintf(" %s %.1f%%%s", data::kClassNames[c], 100 * values[k].item<float>(), k + 1 < top_k ? "," : "");
+        }
+        results.push_back({{"file", file}, {"class", top[0]["class"]}, {"name", top[0]["name"]},
+                           {"probability", top[0]["probability"]}, {"top", top}});
+        if (!json) std::cout << line << "\n" << std::flush;
+      } catch (const Error& e) {
+        std::cerr << "convkit: " << e.what() << "\n";
+        results.push_back({{"file", file}, {"error", e.what()}});
+        exit_code = 1;
+      }
+    }
+    if (json) std::cout << results.dump(2) << "\n";
+  });
 }
 
 }  // namespace
@@ -36,9 +162,10 @@ int main(int argc, char** argv) {
   CLI::App app{"convkit: train, evaluate and explain convolutional image classifiers"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "convkit 0.1.0");
-
-  convkit::train::TrainOptions train_options;
-  add_train_command(app, train_options);
+  int exit_code = 0;
+  add_train_command(app);
+  add_eval_command(app);
+  add_predict_command(app, exit_code);
 
   try {
     app.parse(argc, argv);
@@ -51,7 +178,7 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     std::cerr << "convkit: " << e.what() << " (see --help)\n";
     return 2;
-  } catch (const convkit::Error& e) {
+  } catch (const Error& e) {
     std::cerr << "convkit: " << e.what() << "\n";
     return 1;
   } catch (const std::exception& e) {
@@ -60,5 +187,5 @@ int main(int argc, char** argv) {
     std::cerr << "convkit: " << what.substr(0, what.find('\n')) << "\n";
     return 1;
   }
-  return 0;
+  return exit_code;
 }

@@ -7,6 +7,7 @@
 #include <set>
 #include <sstream>
 
+#include "train/torch_pickle.h"
 #include "util/error.h"
 #include "util/files.h"
 
@@ -36,26 +37,8 @@ void save_state_dict(const torch::nn::Module& module, const std::filesystem::pat
 }
 
 StateDict read_state_dict(const std::filesystem::path& file) {
-  const std::vector<uint8_t> raw = read_file_bytes(file);
-  if (raw.size() < 4 || raw[0] != 'P' || raw[1] != 'K') {
-    throw file_error(file.string(), "not a PyTorch checkpoint (no zip archive; legacy torch.save formats are not supported)");
-  }
-  c10::IValue value;
-  try {
-    value = torch::pickle_load(std::vector<char>(raw.begin(), raw.end()));
-  } catch (const std::exception& e) {
-    std::string what = e.what();
-    throw file_error(file.string(), "corrupt or unsupported checkpoint (" + what.substr(0, what.find('\n')) + ")");
-  }
-  if (!value.isGenericDict()) throw file_error(file.string(), "checkpoint does not hold a state_dict (a dict of tensors)");
-  StateDict out;
-  for (const auto& entry : value.toGenericDict()) {
-    if (!entry.key().isString() || !entry.value().isTensor()) {
-      throw file_error(file.string(), "state_dict entries must map names to tensors");
-    }
-    out.emplace_back(entry.key().toStringRef(), entry.value().toTensor());
-  }
-  return out;
+  if (!std::filesystem::exists(file)) throw file_error(file.string(), "checkpoint does not exist");
+  return read_torch_state_dict(file);
 }
 
 void load_state_dict(torch::nn::Module& module, const StateDict& state, const std::string& source) {

@@ -7,8 +7,8 @@
 #include <nlohmann/json.hpp>
 #include <ostream>
 
-#include "data/transforms.h"
 #include "train/checkpoint.h"
+#include "train/inference.h"
 #include "util/error.h"
 #include "util/files.h"
 #include "util/format.h"
@@ -127,6 +127,117 @@ torch::Tensor random_sampler_order(int64_t n) {
   return torch::randperm(n, generator, torch::kInt64);
 }
 
+TrainOptions read_run_options(const std::filesystem::path& run_dir) {
+  const auto file = run_dir / "run.json";
+  if (!std::filesystem::exists(file)) throw file_error(file.string(), "missing: not a convkit run directory");
+  try {
+    const auto raw = read_file_bytes(file);
+    const auto j = nlohmann::json::parse(raw.begin(), raw.end());
+    TrainOptions o;
+    o.model = j.at("model").get<std::string>();
+    o.epochs = j.at("epochs").get<int64_t>();
+    o.batch_size = j.at("batch_size").get<int64_t>();
+    o.lr = j.at("lr").get<double>();
+    o.seed = j.at("seed").get<uint64_t>();
+    o.data_dir = j.at("data_dir").get<std::string>();
+    o.rotation = j.at("rotation_degrees").get<double>();
+    o.limit = j.at("limit").get<int64_t>();
+    o.threads = j.at("threads").get<int>();
+    o.out_dir = run_dir.string();
+    o.resume = true;
+    return o;
+  } catch (const nlohmann::json::exception& e) {
+    throw file_error(file.string(), std::string("invalid run settings: ") + e.what());
+  }
+}
+
+namespace {
+
+nlohmann::json run_settings_json(const TrainOptions& o, int threads) {
+  return {{"model", o.model},   {"epochs", o.epochs},     {"batch_size", o.batch_size},
+          {"lr", o.lr},         {"seed", o.seed},         {"data_dir", o.data_dir},
+          {"limit", o.limit},   {"rotation_degrees", o.rotation}, {"threads", threads}};
+}
+
+// Everything needed to continue after a completed epoch: weights, Adam's moments and step
+// counts, the global generator's state, and the best-so-far bookkeeping.
+struct ResumePoint {
+  int64_t completed_epochs = 0;
+  double best_valid_loss = std::numeric_limits<double>::infinity();
+  int64_t best_epoch = 0;
+};
+
+void save_resume_point(const std::filesystem::path& file, torch::nn::Module& model, torch::optim::Optimizer& optimizer,
+                       const ResumePoint& point) {
+  torch::serialize::OutputArchive archive, model_archive, optimizer_archive;
+  model.save(model_archive);
+  optimizer.save(optimizer_archive);
+  archive.write("model", model_archive);
+  archive.write("optimizer", optimizer_archive);
+  at::Generator generator = at::detail::getDefaultCPUGenerator();
+  {
+    std::lock_guard<std::mutex> lock(generator.mutex());
+    archive.write("rng_state", generator.get_state());
+  }
+  archive.write("completed_epochs", torch::tensor(point.completed_epochs));
+  archive.write("best_valid_loss", torch::tensor(point.best_valid_loss, torch::kDouble));
+  archive.write("best_epoch", torch::tensor(point.best_epoch));
+  write_atomically_via(file, [&](const std::filesystem::path& tmp) { archive.save_to(tmp.string()); });
+}
+
+ResumePoint load_resume_point(const std::filesystem::path& file, torch::nn::Module& model,
+                              torch::optim::Optimizer& optimizer) {
+  if (!std::filesystem::exists(file)) throw file_error(file.string(), "missing: the run has no completed epoch to resume from");
+  try {
+    torch::serialize::InputArchive archive, model_archive, optimizer_archive;
+    archive.load_from(file.string());
+    archive.read("model", model_archive);
+    model.load(model_archive);
+    archive.read("optimizer", optimizer_archive);
+    optimizer.load(optimizer_archive);
+    torch::Tensor rng, epochs, best_loss, best_epoch;
+    archive.read("rng_state", rng);
+    archive.read("completed_epochs", epochs);
+    archive.read("best_valid_loss", best_loss);
+    archive.read("best_epoch", best_epoch);
+    at::Generator generator = at::detail::getDefaultCPUGenerator();
+    {
+      std::lock_guard<std::mutex> lock(generator.mutex());
+      generator.set_state(rng);
+    }
+    return {epochs.item<int64_t>(), best_loss.item<double>(), best_epoch.item<int64_t>()};
+  } catch (const c10::Error& e) {
+    const std::string what = e.what_without_backtrace();
+    throw file_error(file.string(), "corrupt resume state (" + what.substr(0, what.find('\n')) + ")");
+  }
+}
+
+std::vector<EpochRecord> read_history(const std::filesystem::path& file, int64_t epochs) {
+  std::vector<EpochRecord> history;
+  const auto raw = read_file_bytes(file);
+  try {
+    for (const auto& row : nlohmann::json::parse(raw.begin(), raw.end())) {
+      if (static_cast<int64_t>(history.size()) == epochs) break;
+      EpochRecord r;
+      r.epoch = row.at("epoch").get<int64_t>();
+      r.train = {row.at("train_loss").get<double>(), row.at("train_acc").get<double>()};
+      r.valid = {row.at("valid_loss").get<double>(), row.at("valid_acc").get<double>()};
+      r.train_seconds = row.at("train_seconds").get<double>();
+      r.seconds = row.at("seconds").get<double>();
+      history.push_back(r);
+    }
+  } catch (const nlohmann::json::exception& e) {
+    throw file_error(file.string(), std::string("invalid history: ") + e.what());
+  }
+  if (static_cast<int64_t>(history.size()) != epochs) {
+    throw file_error(file.string(), "has " + std::to_string(history.size()) + " epochs, resume state has " +
+                                        std::to_string(epochs));
+  }
+  return history;
+}
+
+}  // namespace
+
 RunResult run_training(const TrainOptions& options, std::ostream& out) {
   validate(options);
   const std::filesystem::path out_dir = out_dir_for(options);
@@ -136,6 +247,7 @@ RunResult run_training(const TrainOptions& options, std::ostream& out) {
   const bool progress = !options.quiet;
   const auto run_start = Clock::now();
 
+  // The order of everything that draws from the global generator below mirrors the tutorial.
   torch::manual_seed(options.seed);
 
   data::Mnist mnist = data::load_mnist(options.data_dir, options.limit);
@@ -143,7 +255,6 @@ RunResult run_training(const TrainOptions& options, std::ostream& out) {
   out << strprintf("Normalisation: mean %.4f, std %.4f (from %lld training images)\n", norm.mean, norm.std,
                    static_cast<long long>(mnist.train.images.size(0)));
   const torch::Tensor train_inputs = data::to_model_input(mnist.train.images, norm);
-  const torch::Tensor test_inputs = data::to_model_input(mnist.test.images, norm);
 
   const data::TrainValidIndices split = data::random_split(mnist.train.images.size(0));
   const torch::Tensor valid_inputs = train_inputs.index_select(0, split.valid);
@@ -160,12 +271,25 @@ RunResult run_training(const TrainOptions& options, std::ostream& out) {
   torch::optim::Adam optimizer(model->parameters(), torch::optim::AdamOptions(options.lr));
 
   const std::filesystem::path checkpoint = out_dir / "model.pt";
-  write_checkpoint_info(checkpoint, {options.model, data::kNumClasses, norm.mean, norm.std});
-
+  const std::filesystem::path resume_file = out_dir / "resume.pt";
   RunResult result;
   result.out_dir = out_dir;
-  double best_valid_loss = std::numeric_limits<double>::infinity();
-  for (int64_t epoch = 1; epoch <= options.epochs; ++epoch) {
+  ResumePoint point;
+  if (options.resume) {
+    point = load_resume_point(resume_file, *model, optimizer);
+    if (point.completed_epochs >= options.epochs) {
+      throw Error("--resume: " + out_dir.string() + " already completed " + std::to_string(point.completed_epochs) +
+                  " epochs; pass a larger --epochs to train further");
+    }
+    result.history = read_history(out_dir / "history.json", point.completed_epochs);
+    result.best_epoch = point.best_epoch;
+    out << "Resuming after epoch " << point.completed_epochs << " of " << options.epochs << "\n";
+  } else {
+    write_checkpoint_info(checkpoint, {options.model, data::kNumClasses, norm.mean, norm.std});
+  }
+  write_file_atomically(out_dir / "run.json", run_settings_json(options, threads).dump(2) + "\n");
+
+  for (int64_t epoch = point.completed_epochs + 1; epoch <= options.epochs; ++epoch) {
     const auto epoch_start = Clock::now();
     draw_loader_base_seed();
     const torch::Tensor order = split.train.index_select(0, random_sampler_order(split.train.size(0)));
@@ -176,50 +300,39 @@ RunResult run_training(const TrainOptions& options, std::ostream& out) {
     record.train_seconds = seconds_since(epoch_start);
     draw_loader_base_seed();
     record.valid = evaluate(*model, valid_inputs, valid_labels, options.batch_size, device, progress);
-    if (record.valid.loss < best_valid_loss) {
-      best_valid_loss = record.valid.loss;
-      result.best_epoch = epoch;
+    if (record.valid.loss < point.best_valid_loss) {
+      point.best_valid_loss = record.valid.loss;
+      point.best_epoch = result.best_epoch = epoch;
       save_state_dict(*model, checkpoint);
     }
     record.seconds = seconds_since(epoch_start);
     print_epoch(out, record);
     result.history.push_back(record);
     write_file_atomically(out_dir / "history.json", history_json(result.history).dump(2) + "\n");
+    point.completed_epochs = epoch;
+    save_resume_point(resume_file, *model, optimizer, point);
   }
 
   load_state_dict(*model, read_state_dict(checkpoint), checkpoint.string());
-  draw_loader_base_seed();
-  result.test = evaluate(*model, test_inputs, mnist.test.labels, options.batch_size, device, progress);
-  out << strprintf("Test Loss: %.3f | Test Acc: %.2f%%\n", result.test.loss, result.test.acc * 100) << std::flush;
-
-  draw_loader_base_seed();
-  const torch::Tensor angles = data::draw_rotation_angles(mnist.test.images.size(0), options.rotation);
-  const torch::Tensor rotated_pixels = data::rotate(mnist.test.images.unsqueeze(1).to(torch::kFloat), angles);
-  const torch::Tensor rotated_inputs = data::to_model_input(rotated_pixels, norm);
-  result.rotated_test = evaluate(*model, rotated_inputs, mnist.test.labels, options.batch_size, device, progress);
-  out << strprintf("Rotated Test Loss: %.3f | Rotated Test Acc: %.2f%%\n", result.rotated_test.loss,
+  const TestResults tests =
+      evaluate_test_sets(*model, mnist.test, norm, options.rotation, options.batch_size, device, progress);
+  result.test = tests.test;
+  result.rotated_test = tests.rotated_test;
+  out << strprintf("Test Loss: %.3f | Test Acc: %.2f%%\n", result.test.loss, result.test.acc * 100)
+      << strprintf("Rotated Test Loss: %.3f | Rotated Test Acc: %.2f%%\n", result.rotated_test.loss,
                    result.rotated_test.acc * 100);
 
-  const nlohmann::json metrics = {
-      {"model", options.model},
-      {"parameters", models::count_parameters(*model)},
-      {"epochs", options.epochs},
-      {"best_epoch", result.best_epoch},
-      {"test_loss", result.test.loss},
-      {"test_acc", result.test.acc},
-      {"rotated_test_loss", result.rotated_test.loss},
-      {"rotated_test_acc", result.rotated_test.acc},
-      {"rotation_degrees", options.rotation},
-      {"seed", options.seed},
-      {"threads", threads},
-      {"device", device.str()},
-      {"batch_size", options.batch_size},
-      {"lr", options.lr},
-      {"limit", options.limit},
-      {"data_dir", options.data_dir},
-      {"normalization", {{"mean", norm.mean}, {"std", norm.std}}},
-      {"examples", {{"train", split.train.size(0)}, {"valid", split.valid.size(0)}, {"test", mnist.test.images.size(0)}}},
-      {"total_seconds", seconds_since(run_start)}};
+  nlohmann::json metrics = run_settings_json(options, threads);
+  metrics.update({{"parameters", models::count_parameters(*model)},
+                  {"best_epoch", result.best_epoch},
+                  {"test_loss", result.test.loss},
+                  {"test_acc", result.test.acc},
+                  {"rotated_test_loss", result.rotated_test.loss},
+                  {"rotated_test_acc", result.rotated_test.acc},
+                  {"device", device.str()},
+                  {"normalization", {{"mean", norm.mean}, {"std", norm.std}}},
+                  {"examples", {{"train", split.train.size(0)}, {"valid", split.valid.size(0)}, {"test", mnist.test.images.size(0)}}},
+                  {"total_seconds", seconds_since(run_start)}});
   write_file_atomically(out_dir / "metrics.json", metrics.dump(2) + "\n");
   out << "Outputs written to " << out_dir.string() << "/ (model.pt, model.json, history.json, metrics.json)\n";
   return result;

@@ -27,6 +27,7 @@ struct TrainOptions {
   double rotation = 25.0;  // degrees for the rotated test set
   int64_t limit = 0;       // 0: all images
   bool quiet = false;      // no progress bars
+  bool resume = false;     // continue the run in out_dir from its last completed epoch
 };
 
 // Throws an Error naming the offending flag.
@@ -67,6 +68,9 @@ struct RunResult {
   EpochStats test, rotated_test;
   std::filesystem::path out_dir;
 };
+
+// The settings a run was started with (RUN_DIR/run.json), for --resume.
+TrainOptions read_run_options(const std::filesystem::path& run_dir);
 
 // The whole tutorial: data, split, model, epochs with best checkpoint, test and rotated test,
 // history.json and metrics.json. Prints the tutorial's lines to `out`.

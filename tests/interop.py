@@ -1,0 +1,101 @@
+#!/usr/bin/env python3
+"""Checkpoints move both ways between convkit and Python (python3-torch):
+
+1. convkit trains; the tutorial's Python LeNet loads model.pt unchanged
+   (`model.load_state_dict(torch.load(path))`) and evaluates the test set to the same
+   accuracy and loss as `convkit eval`.
+2. Python re-saves that model with `torch.save(model.state_dict(), path)` (an OrderedDict with
+   `_metadata`) beside a copy of model.json; convkit evaluates it to the same numbers.
+3. The Python tutorial trains and saves its own checkpoint; `convkit eval --model` reads it and
+   reports the tutorial's own test numbers.
+"""
+import argparse
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import torch
+import torch.utils.data as data
+import torchvision.datasets as datasets
+import torchvision.transforms as transforms
+
+
+def load_tutorial(path):
+    spec = importlib.util.spec_from_file_location("tutorial", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def convkit_eval(convkit, checkpoint, extra=()):
+    out = subprocess.run([convkit, "eval", "--json", "--threads", "1", "--checkpoint", checkpoint, *extra],
+                         check=True, capture_output=True, text=True).stdout
+    return json.loads(out)
+
+
+def check(name, a, b, tol, failures):
+    ok = abs(a - b) <= tol
+    print(f"{'ok  ' if ok else 'FAIL'} {name:48} {a:.8f} vs {b:.8f}")
+    if not ok:
+        failures.append(name)
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--convkit", required=True)
+    p.add_argument("--tutorial", required=True)
+    p.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
+    args = p.parse_args()
+    tutorial = load_tutorial(args.tutorial)
+    torch.set_num_threads(1)
+    failures = []
+
+    with tempfile.TemporaryDirectory() as tmp:
+        run = os.path.join(tmp, "run")
+        subprocess.run([args.convkit, "train", "--epochs", "1", "--limit", "5000", "--threads", "2", "--quiet",
+                        "--out", run], check=True, stdout=subprocess.DEVNULL)
+        info = json.load(open(os.path.join(run, "model.json")))
+        mean, std = info["normalization"]["mean"], info["normalization"]["std"]
+
+        # 1. Python reads convkit's checkpoint with the tutorial's own code.
+        model = tutorial.LeNet(10)
+        model.load_state_dict(torch.load(os.path.join(run, "model.pt")))
+        tutorial.stage_dataset(args.data, tmp)
+        tf = transforms.Compose([transforms.ToTensor(), transforms.Normalize(mean=[mean], std=[std])])
+        test_data = datasets.FashionMNIST(root=tmp, train=False, download=False, transform=tf)
+        py_loss, py_acc = tutorial.evaluate(model, data.DataLoader(test_data, batch_size=64),
+                                            torch.nn.CrossEntropyLoss(), torch.device("cpu"))
+        ck = convkit_eval(args.convkit, os.path.join(run, "model.pt"))
+        check("convkit model.pt in Python: test acc", py_acc, ck["test_acc"], 1e-9, failures)
+        check("convkit model.pt in Python: test loss", py_loss, ck["test_loss"], 1e-5, failures)
+
+        # 2. Python's own state_dict format, read back by convkit.
+        resaved = os.path.join(tmp, "resaved", "model.pt")
+        os.makedirs(os.path.dirname(resaved))
+        torch.save(model.state_dict(), resaved)
+        shutil.copyfile(os.path.join(run, "model.json"), os.path.join(tmp, "resaved", "model.json"))
+        back = convkit_eval(args.convkit, resaved)
+        check("Python-saved copy in convkit: test acc", back["test_acc"], ck["test_acc"], 0, failures)
+        check("Python-saved copy in convkit: rotated acc", back["rotated_test_acc"], ck["rotated_test_acc"], 0, failures)
+
+        # 3. A checkpoint the Python tutorial trained and saved itself.
+        py_ckpt = os.path.join(tmp, "tut1-model.pt")
+        py_json = os.path.join(tmp, "tutorial.json")
+        env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
+        subprocess.run([sys.executable, args.tutorial, "--epochs", "1", "--threads", "1", "--checkpoint", py_ckpt,
+                        "--json", py_json, "--data", args.data], check=True, env=env, stdout=subprocess.DEVNULL)
+        tut = json.load(open(py_json))
+        ours = convkit_eval(args.convkit, py_ckpt, ["--model", "lenet", "--data", args.data])
+        check("tutorial checkpoint in convkit: test acc", ours["test_acc"], tut["test_acc"], 1e-9, failures)
+        check("tutorial checkpoint in convkit: test loss", ours["test_loss"], tut["test_loss"], 1e-5, failures)
+
+    print("interop:", "PASS" if not failures else f"{len(failures)} failures")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
