@@ -9,7 +9,9 @@ packages=(
   libcli11-dev nlohmann-json3-dev libstb-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   dataset-fashion-mnist
+  libplplot-dev plplot-driver-cairo
   python3-torch python3-torchvision python3-pil
+  chromium
 )
 
 missing=()

@@ -35,6 +35,17 @@ def main():
             ok = abs(metrics[key] - want) <= TOLERANCE
             failures += not ok
             print(f"{'ok  ' if ok else 'FAIL'} {key}: {metrics[key]:.4f} (tutorial {want:.3f} +- {TOLERANCE})")
+        confusion = metrics["confusion_matrix"]
+        total = sum(map(sum, confusion))
+        diagonal = sum(confusion[i][i] for i in range(10))
+        # test_acc averages 157 batch accuracies (the last batch has 16 images): within 0.005.
+        if total != 10000 or abs(diagonal / total - metrics["test_acc"]) > 0.005:
+            print(f"FAIL: confusion matrix (total {total}, accuracy {diagonal / total}) disagrees with test_acc")
+            failures += 1
+        for figure in metrics["figures"]:
+            if not os.path.getsize(os.path.join(out, figure)):
+                print("FAIL: empty figure", figure)
+                failures += 1
         history = json.load(open(os.path.join(out, "history.json")))
         best = min(history, key=lambda r: r["valid_loss"])
         if best["epoch"] != metrics["best_epoch"]:

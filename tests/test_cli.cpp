@@ -1,5 +1,6 @@
 // The convkit binary as a user runs it: real data on a --limit subset, bad flags, bad files.
 #include <gtest/gtest.h>
+#include <stb/stb_image.h>
 
 #include <cstdio>
 #include <fstream>
@@ -252,4 +253,92 @@ TEST(Cli, PredictAgreesWithTheNetworkOnTestImages) {
   expect_one_line_error(run_convkit("predict --invert maybe --checkpoint " + (dir / "run" / "model.pt").string() +
                                     " " + (dir / "img0.png").string()),
                         "--invert");
+}
+
+namespace {
+
+bool png_is_real(const std::filesystem::path& file) {
+  int w = 0, h = 0, c = 0;
+  unsigned char* data = stbi_load(file.string().c_str(), &w, &h, &c, 1);
+  if (!data) return false;
+  const auto [lo, hi] = std::minmax_element(data, data + w * h);
+  const bool varied = *hi - *lo > 100 && w >= 300 && h >= 300;
+  stbi_image_free(data);
+  return varied;
+}
+
+size_t count_of(const std::string& text, const std::string& needle) {
+  size_t n = 0;
+  for (size_t pos = text.find(needle); pos != std::string::npos; pos = text.find(needle, pos + 1)) ++n;
+  return n;
+}
+
+}  // namespace
+
+TEST(Cli, FiguresReportAndComparison) {
+  TempDir dir;
+  const std::string lenet = (dir / "lenet").string(), mlp = (dir / "mlp").string();
+  ASSERT_EQ(run_convkit("train --limit 2000 --epochs 2 --quiet --out " + lenet).exit_code, 0);
+  ASSERT_EQ(run_convkit("train --model mlp --limit 2000 --epochs 1 --quiet --out " + mlp).exit_code, 0);
+
+  auto metrics = read_json(dir / "lenet" / "metrics.json");
+  const std::vector<std::string> expected = {"samples", "accuracy", "loss", "confusion", "mistakes",
+                                             "filters", "pca",      "tsne", "rotation"};
+  ASSERT_EQ(metrics["figures"].size(), expected.size()) << metrics["figures"];
+  for (const auto& name : expected) {
+    EXPECT_TRUE(png_is_real(dir / "lenet" / "figures" / (name + ".png"))) << name;
+  }
+  // No conv filters to show for the MLP.
+  EXPECT_FALSE(std::filesystem::exists(dir / "mlp" / "figures" / "filters.png"));
+  EXPECT_TRUE(png_is_real(dir / "mlp" / "figures" / "tsne.png"));
+
+  // The confusion matrix counts every test image once; its diagonal is the accuracy. The
+  // tutorial's test_acc is a mean over batches (31 of 64 images and one of 16 here), which
+  // can differ from it by at most 0.024 (the last batch's excess weight).
+  int64_t total = 0, diagonal = 0;
+  for (size_t t = 0; t < 10; ++t) {
+    for (size_t p = 0; p < 10; ++p) total += metrics["confusion_matrix"][t][p].get<int64_t>();
+    diagonal += metrics["confusion_matrix"][t][t].get<int64_t>();
+  }
+  EXPECT_EQ(total, 2000);
+  EXPECT_DOUBLE_EQ(metrics["per_class"]["accuracy"].get<double>(), diagonal / 2000.0);
+  EXPECT_NEAR(metrics["per_class"]["accuracy"].get<double>(), metrics["test_acc"].get<double>(), 0.024);
+  EXPECT_EQ(metrics["per_class"]["weighted avg"]["support"], 2000);
+  EXPECT_EQ(metrics["rotation_curve"].size(), 13u);
+  EXPECT_DOUBLE_EQ(metrics["rotation_curve"][0]["accuracy"].get<double>(), diagonal / 2000.0);
+
+  // The report embeds every figure and names the run's results.
+  const auto html_bytes = read_file_bytes(dir / "lenet" / "report.html");
+  const std::string html(html_bytes.begin(), html_bytes.end());
+  EXPECT_EQ(count_of(html, "src=\"data:image/png;base64,"), expected.size());
+  EXPECT_NE(html.find("Classification report"), std::string::npos);
+  EXPECT_NE(html.find("Ankle boot"), std::string::npos);
+  EXPECT_EQ(html.find("src=\"figures/"), std::string::npos);  // self-contained
+
+  // `convkit report` regenerates the figures and the same analyses from the finished run.
+  std::filesystem::remove_all(dir / "lenet" / "figures");
+  std::filesystem::remove(dir / "lenet" / "report.html");
+  const auto regen = run_convkit("report " + lenet);
+  ASSERT_EQ(regen.exit_code, 0) << regen.err;
+  for (const auto& name : expected) EXPECT_TRUE(png_is_real(dir / "lenet" / "figures" / (name + ".png"))) << name;
+  EXPECT_TRUE(std::filesystem::exists(dir / "lenet" / "report.html"));
+  const auto again = read_json(dir / "lenet" / "metrics.json");
+  EXPECT_EQ(again["confusion_matrix"], metrics["confusion_matrix"]);
+  EXPECT_EQ(again["rotation_curve"], metrics["rotation_curve"]);
+  expect_one_line_error(run_convkit("report " + (dir / "nothing").string()), "not a convkit run directory");
+
+  // `convkit compare` overlays the two runs.
+  const auto cmp = run_convkit("compare " + lenet + " " + mlp + " --out " + (dir / "cmp").string());
+  ASSERT_EQ(cmp.exit_code, 0) << cmp.err;
+  EXPECT_TRUE(png_is_real(dir / "cmp" / "rotation.png"));
+  const auto cmp_html = read_file_bytes(dir / "cmp" / "compare.html");
+  EXPECT_EQ(count_of(std::string(cmp_html.begin(), cmp_html.end()), "<tr><td>"), 2u);
+
+  // A browser renders the report: headless Chromium's screenshot is not blank.
+  const auto shot = dir / "shot.png";
+  const std::string chromium = "chromium --headless --no-sandbox --disable-gpu --hide-scrollbars "
+                               "--window-size=1280,2400 --screenshot=" + shot.string() + " file://" +
+                               (dir / "lenet" / "report.html").string() + " > /dev/null 2>&1";
+  ASSERT_EQ(std::system(chromium.c_str()), 0) << "chromium failed (scripts/setup.sh installs it)";
+  EXPECT_TRUE(png_is_real(shot));
 }

@@ -8,6 +8,7 @@
 
 #include "data/image.h"
 #include "models/models.h"
+#include "report/report.h"
 #include "train/inference.h"
 #include "train/trainer.h"
 #include "util/error.h"
@@ -44,6 +45,7 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--resume", resume_dir,
                   "Continue the run in this directory from its last completed epoch, with its settings");
   cmd->add_flag("--quiet", o.quiet, "No progress bars");
+  cmd->add_flag("--no-report", [](int64_t) { o.report = false; }, "Skip figures/ and report.html");
   cmd->callback([cmd, epochs, threads] {
     train::TrainOptions options = o;
     if (!resume_dir.empty()) {
@@ -55,6 +57,7 @@ void add_train_command(CLI::App& app) {
       if (threads->count()) options.threads = o.threads;
       options.device = o.device;
       options.quiet = o.quiet;
+      options.report = o.report;
     }
     train::run_training(options, std::cout);
   });
@@ -156,6 +159,31 @@ void add_predict_command(CLI::App& app, int& exit_code) {
   });
 }
 
+void add_report_command(CLI::App& app) {
+  static std::string run_dir, device = "auto";
+  static int threads = 0;
+  CLI::App* cmd = app.add_subcommand("report", "Regenerate a finished run's figures and report.html");
+  cmd->add_option("run_dir", run_dir, "Run directory (as written by convkit train)")->required();
+  cmd->add_option("--threads", threads, "Compute threads (0: all cores)")->capture_default_str();
+  cmd->add_option("--device", device, "auto|cpu|cuda")->capture_default_str();
+  cmd->callback([] {
+    configure_threads(threads);
+    report::regenerate_report(run_dir, torch::Device(resolve_device(device)), std::cout);
+  });
+}
+
+void add_compare_command(CLI::App& app) {
+  static std::vector<std::string> runs;
+  static std::string out_dir = "runs/compare";
+  CLI::App* cmd = app.add_subcommand("compare", "Overlay several runs' accuracy under rotation (PNG + HTML)");
+  cmd->add_option("runs", runs, "Run directories")->required();
+  cmd->add_option("--out", out_dir, "Directory for rotation.png and compare.html")->capture_default_str();
+  cmd->callback([] {
+    std::vector<std::filesystem::path> paths(runs.begin(), runs.end());
+    report::compare_runs(paths, out_dir, std::cout);
+  });
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -166,6 +194,8 @@ int main(int argc, char** argv) {
   add_train_command(app);
   add_eval_command(app);
   add_predict_command(app, exit_code);
+  add_report_command(app);
+  add_compare_command(app);
 
   try {
     app.parse(argc, argv);

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <ostream>
 
+#include "report/report.h"
 #include "train/checkpoint.h"
 #include "train/inference.h"
 #include "util/error.h"
@@ -333,8 +334,16 @@ RunResult run_training(const TrainOptions& options, std::ostream& out) {
                   {"normalization", {{"mean", norm.mean}, {"std", norm.std}}},
                   {"examples", {{"train", split.train.size(0)}, {"valid", split.valid.size(0)}, {"test", mnist.test.images.size(0)}}},
                   {"total_seconds", seconds_since(run_start)}});
+  if (options.report) {
+    const auto report_start = Clock::now();
+    const nlohmann::json history = history_json(result.history);
+    report::write_figures(out_dir, *model, mnist, norm, device, history, metrics);
+    report::write_html_report(out_dir, metrics, history);
+    metrics["report_seconds"] = seconds_since(report_start);
+  }
   write_file_atomically(out_dir / "metrics.json", metrics.dump(2) + "\n");
-  out << "Outputs written to " << out_dir.string() << "/ (model.pt, model.json, history.json, metrics.json)\n";
+  out << "Outputs written to " << out_dir.string() << "/ (model.pt, history.json, metrics.json"
+      << (options.report ? ", report.html, figures/" : "") << ")\n";
   return result;
 }
 

@@ -28,6 +28,7 @@ struct TrainOptions {
   int64_t limit = 0;       // 0: all images
   bool quiet = false;      // no progress bars
   bool resume = false;     // continue the run in out_dir from its last completed epoch
+  bool report = true;      // figures/ and report.html after the test
 };
 
 // Throws an Error naming the offending flag.

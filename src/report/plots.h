@@ -1,0 +1,40 @@
+// Figures drawn with PLplot's cairo PNG driver. Each function writes one PNG atomically.
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace convkit::report {
+
+struct Series {
+  std::string name;
+  std::vector<double> x, y;
+};
+
+// Line chart with markers and a legend.
+void plot_lines(const std::filesystem::path& file, const std::string& title, const std::string& x_label,
+                const std::string& y_label, const std::vector<Series>& series);
+
+enum class ColourMap { Bone, Grey, Diverging };
+
+struct Panel {
+  std::vector<float> pixels;  // row-major, row 0 at the top
+  int height = 0, width = 0;
+  std::string caption;        // may be empty
+};
+
+// A grid of images without axes, each scaled to its own range (Diverging: symmetric about 0).
+void plot_image_grid(const std::filesystem::path& file, const std::string& title, const std::vector<Panel>& panels,
+                     int rows, int cols, ColourMap colours, int pixel_width = 900);
+
+// Confusion matrix as a labelled heat map with the count in each cell.
+void plot_confusion(const std::filesystem::path& file, const std::vector<std::vector<int64_t>>& counts,
+                    const std::vector<std::string>& class_names, const std::string& title);
+
+// 2-D scatter, one colour per class, with a legend.
+void plot_scatter(const std::filesystem::path& file, const std::string& title, const std::vector<float>& x,
+                  const std::vector<float>& y, const std::vector<int64_t>& labels,
+                  const std::vector<std::string>& class_names);
+
+}  // namespace convkit::report
