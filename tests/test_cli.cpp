@@ -6,6 +6,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <regex>
+#include <sstream>
 
 #include "data/dataset.h"
 #include "data/idx.h"
@@ -341,4 +342,68 @@ TEST(Cli, FiguresReportAndComparison) {
                                (dir / "lenet" / "report.html").string() + " > /dev/null 2>&1";
   ASSERT_EQ(std::system(chromium.c_str()), 0) << "chromium failed (scripts/setup.sh installs it)";
   EXPECT_TRUE(png_is_real(shot));
+}
+
+TEST(Cli, PresetsConfigsAndEarlyStopping) {
+  TempDir dir;
+  // A preset sets the network and its training; explicit flags override it.
+  auto r = run_convkit("train --preset competition --epochs 1 --limit 500 --no-report --quiet --out " +
+                       (dir / "p").string());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto settings = read_json(dir / "p" / "run.json");
+  EXPECT_EQ(settings["optimizer"], "adamw");
+  EXPECT_EQ(settings["epochs"], 1);
+  EXPECT_EQ(settings["aug_hflip"], true);
+  EXPECT_NE(r.out.find("Model: c32k3p1bn"), std::string::npos) << r.out;
+
+  write_file_atomically(dir / "cfg.json", R"({"model": "lenet-bn", "optimizer": "sgd", "lr": 0.05, "epochs": 1, "limit": 500})");
+  r = run_convkit("train --config " + (dir / "cfg.json").string() + " --lr 0.02 --quiet --no-report --out " + (dir / "c").string());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  settings = read_json(dir / "c" / "run.json");
+  EXPECT_EQ(settings["model"], "lenet-bn");
+  EXPECT_DOUBLE_EQ(settings["lr"].get<double>(), 0.02);
+  write_file_atomically(dir / "bad.json", R"({"model": "lenet", "speed": 3})");
+  expect_one_line_error(run_convkit("train --config " + (dir / "bad.json").string()), "unknown setting 'speed'");
+
+  // A learning rate too small to change any weight: the validation loss never improves.
+  r = run_convkit("train --lr 1e-30 --patience 2 --epochs 10 --limit 500 --quiet --no-report --out " + (dir / "e").string());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("Early stopping after epoch 3"), std::string::npos) << r.out;
+  EXPECT_EQ(read_json(dir / "e" / "history.json").size(), 3u);
+  EXPECT_EQ(read_json(dir / "e" / "metrics.json")["best_epoch"], 1);
+}
+
+TEST(Cli, SweepWritesASortedLeaderboardAndResumes) {
+  TempDir dir;
+  write_file_atomically(dir / "sweep.json",
+                        R"({"base": {"epochs": 1, "limit": 1500}, "grid": {"lr": [0.0003, 0.003], "model": ["lenet", "mlp"]}, "jobs": 2})");
+  const std::string cmd = "sweep " + (dir / "sweep.json").string() + " --out " + (dir / "s").string();
+  auto r = run_convkit(cmd);
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("Chosen by validation: trial-"), std::string::npos) << r.out;
+  const auto csv_bytes = read_file_bytes(dir / "s" / "leaderboard.csv");
+  std::istringstream csv(std::string(csv_bytes.begin(), csv_bytes.end()));
+  std::string line;
+  std::getline(csv, line);
+  EXPECT_EQ(line.rfind("rank,trial,valid_acc", 0), 0u);
+  std::vector<double> accs;
+  while (std::getline(csv, line)) {
+    const auto first = line.find(','), second = line.find(',', first + 1);
+    accs.push_back(std::stod(line.substr(second + 1)));
+  }
+  ASSERT_EQ(accs.size(), 4u);
+  EXPECT_TRUE(std::is_sorted(accs.rbegin(), accs.rend())) << "leaderboard must be best first";
+  for (const char* f : {"leaderboard.md", "leaderboard.html", "chosen.json"}) EXPECT_TRUE(std::filesystem::exists(dir / "s" / f));
+  // Trials never see the test set; only the chosen one is evaluated on it.
+  EXPECT_FALSE(read_json(dir / "s" / "trial-001" / "metrics.json").contains("test_acc"));
+  EXPECT_TRUE(read_json(dir / "s" / "chosen.json").contains("test_acc"));
+
+  const auto before = std::filesystem::last_write_time(dir / "s" / "trial-002" / "model.pt");
+  std::filesystem::remove_all(dir / "s" / "trial-003");  // as if interrupted
+  r = run_convkit(cmd);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n') > 0, true);
+  EXPECT_NE(r.out.find("trial-001: finished earlier, skipped"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("trial-003: valid acc"), std::string::npos) << r.out;
+  EXPECT_EQ(std::filesystem::last_write_time(dir / "s" / "trial-002" / "model.pt"), before);
 }

@@ -10,8 +10,10 @@
 #include "models/models.h"
 #include "report/report.h"
 #include "train/inference.h"
+#include "train/sweep.h"
 #include "train/trainer.h"
 #include "util/error.h"
+#include "util/files.h"
 #include "util/format.h"
 #include "util/runtime.h"
 
@@ -27,34 +29,80 @@ std::string joined_model_names() {
 
 void add_train_command(CLI::App& app) {
   static train::TrainOptions o;
-  static std::string resume_dir;
+  static std::string resume_dir, preset_name, config_file;
+  // Each option with the field it sets, so a --preset can be overridden flag by flag.
+  static std::vector<std::pair<CLI::Option*, std::function<void(train::TrainOptions&)>>> fields;
   CLI::App* cmd = app.add_subcommand("train", "Train a network on FashionMNIST the tutorial's way");
-  cmd->add_option("--model", o.model, "Network: " + joined_model_names())->capture_default_str();
-  auto* epochs = cmd->add_option("--epochs", o.epochs, "Training epochs (with --resume: the new total)")
-                     ->capture_default_str();
-  cmd->add_option("--batch-size", o.batch_size, "Images per batch")->capture_default_str();
-  cmd->add_option("--lr", o.lr, "Adam learning rate")->capture_default_str();
-  cmd->add_option("--seed", o.seed, "Seed of the global random generator")->capture_default_str();
-  cmd->add_option("--data", o.data_dir, "Directory with the IDX files (raw or .gz)")->capture_default_str();
-  cmd->add_option("--out", o.out_dir, "Run directory for outputs (default: runs/<model>)");
-  auto* threads = cmd->add_option("--threads", o.threads, "Compute threads (0: all cores)")->capture_default_str();
-  cmd->add_option("--device", o.device, "auto|cpu|cuda")->capture_default_str();
-  cmd->add_option("--rotation", o.rotation, "Max angle (degrees) of the rotated test set")->capture_default_str();
-  cmd->add_option("--limit", o.limit, "Use only the first N training and test images (0: all)")
-      ->capture_default_str();
+  auto field = [cmd](const std::string& flag, auto& member, const std::string& help,
+                     std::function<void(train::TrainOptions&)> copy) {
+    CLI::Option* opt = cmd->add_option(flag, member, help)->capture_default_str();
+    fields.emplace_back(opt, std::move(copy));
+    return opt;
+  };
+#define CONVKIT_FIELD(flag, member, help) field(flag, o.member, help, [](train::TrainOptions& t) { t.member = o.member; })
+  CONVKIT_FIELD("--model", model, "Network: " + joined_model_names() + ", or a spec such as c32k3p1bn-mp2-fc128-dr0.5");
+  CONVKIT_FIELD("--epochs", epochs, "Training epochs (with --resume: the new total)");
+  CONVKIT_FIELD("--batch-size", batch_size, "Images per batch");
+  CONVKIT_FIELD("--lr", lr, "Learning rate (the peak, with a schedule)");
+  CONVKIT_FIELD("--seed", seed, "Seed of the global random generator");
+  CONVKIT_FIELD("--data", data_dir, "Directory with the IDX files (raw or .gz)");
+  CONVKIT_FIELD("--out", out_dir, "Run directory for outputs (default: runs/<model>)");
+  CONVKIT_FIELD("--threads", threads, "Compute threads (0: all cores)");
+  CONVKIT_FIELD("--device", device, "auto|cpu|cuda");
+  CONVKIT_FIELD("--rotation", rotation, "Max angle (degrees) of the rotated test set");
+  CONVKIT_FIELD("--limit", limit, "Use only the first N training and test images (0: all)");
+  CONVKIT_FIELD("--optimizer", optimizer, "adam|adamw|sgd|rmsprop");
+  CONVKIT_FIELD("--momentum", momentum, "Momentum of sgd and rmsprop");
+  CONVKIT_FIELD("--weight-decay", weight_decay, "Weight decay (decoupled for adamw)");
+  CONVKIT_FIELD("--schedule", schedule, "Learning-rate schedule: none|step|cosine|onecycle");
+  CONVKIT_FIELD("--step-size", step_size, "step schedule: epochs between decays");
+  CONVKIT_FIELD("--gamma", gamma, "step schedule: decay factor");
+  CONVKIT_FIELD("--label-smoothing", label_smoothing, "Label smoothing of the training loss");
+  CONVKIT_FIELD("--patience", patience, "Stop after this many epochs without a better validation loss (0: off)");
+  CONVKIT_FIELD("--aug-rotate", augmentation.rotate_degrees, "Augment: rotate training images by up to +-DEG");
+  CONVKIT_FIELD("--aug-translate", augmentation.translate, "Augment: shift training images by up to N pixels");
+#undef CONVKIT_FIELD
+  fields.emplace_back(cmd->add_flag("--nesterov", o.nesterov, "sgd: Nesterov momentum"),
+                      [](train::TrainOptions& t) { t.nesterov = o.nesterov; });
+  fields.emplace_back(cmd->add_flag("--aug-hflip", o.augmentation.hflip, "Augment: mirror half the training images"),
+                      [](train::TrainOptions& t) { t.augmentation.hflip = o.augmentation.hflip; });
+  std::string presets;
+  for (const auto& n : train::preset_names()) presets += (presets.empty() ? "" : "|") + n;
+  cmd->add_option("--preset", preset_name, "A network with its training options: " + presets + " (flags override it)");
+  cmd->add_option("--config", config_file,
+                  "JSON file of settings (the keys of run.json, e.g. {\"model\": \"lenet-bn\", \"lr\": 0.002}); flags override it");
   cmd->add_option("--resume", resume_dir,
                   "Continue the run in this directory from its last completed epoch, with its settings");
   cmd->add_flag("--quiet", o.quiet, "No progress bars");
   cmd->add_flag("--no-report", [](int64_t) { o.report = false; }, "Skip figures/ and report.html");
-  cmd->callback([cmd, epochs, threads] {
+  cmd->callback([cmd] {
     train::TrainOptions options = o;
+    if (!preset_name.empty() || !config_file.empty()) {
+      options = preset_name.empty() ? train::TrainOptions{} : train::preset(preset_name);
+      if (!config_file.empty()) {
+        const auto raw = read_file_bytes(config_file);
+        const auto j = nlohmann::json::parse(raw.begin(), raw.end(), nullptr, /*allow_exceptions=*/false);
+        if (j.is_discarded()) throw file_error(config_file, "invalid JSON");
+        train::apply_settings(options, j, config_file);
+      }
+      for (auto& [opt, copy] : fields)
+        if (opt->count()) copy(options);
+      options.quiet = o.quiet;
+      options.report = o.report;
+    }
     if (!resume_dir.empty()) {
-      for (const char* flag : {"--model", "--batch-size", "--lr", "--seed", "--data", "--out", "--rotation", "--limit"}) {
-        if (cmd->count(flag)) throw Error(std::string(flag) + ": cannot be changed on --resume (the run's settings are kept)");
+      for (auto& [opt, copy] : fields) {
+        const std::string flag = opt->get_name();
+        if (opt->count() && flag != "--epochs" && flag != "--threads" && flag != "--device") {
+          throw Error(flag + ": cannot be changed on --resume (the run's settings are kept)");
+        }
+      }
+      if (!preset_name.empty() || !config_file.empty()) {
+        throw Error("--resume: takes the run's own settings; drop --preset/--config");
       }
       options = train::read_run_options(resume_dir);
-      if (epochs->count()) options.epochs = o.epochs;
-      if (threads->count()) options.threads = o.threads;
+      if (cmd->get_option("--epochs")->count()) options.epochs = o.epochs;
+      if (cmd->get_option("--threads")->count()) options.threads = o.threads;
       options.device = o.device;
       options.quiet = o.quiet;
       options.report = o.report;
@@ -184,6 +232,20 @@ void add_compare_command(CLI::App& app) {
   });
 }
 
+void add_sweep_command(CLI::App& app, int& exit_code) {
+  static train::SweepOptions o;
+  static std::string file;
+  CLI::App* cmd = app.add_subcommand("sweep", "Grid or random search over training settings, with a leaderboard");
+  cmd->add_option("file", file, "Sweep description (JSON): out, base, grid or random, jobs")->required();
+  cmd->add_option("--out", o.out_dir, "Directory for the trials and the leaderboard (default: the file's \"out\")");
+  cmd->add_option("--jobs", o.jobs, "Trials run side by side, sharing the threads")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--threads", o.threads, "Total compute threads (0: all cores)")->check(CLI::NonNegativeNumber);
+  cmd->callback([&exit_code] {
+    o.file = file;
+    exit_code = train::run_sweep(o, std::filesystem::read_symlink("/proc/self/exe").string(), std::cout);
+  });
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -196,6 +258,7 @@ int main(int argc, char** argv) {
   add_predict_command(app, exit_code);
   add_report_command(app);
   add_compare_command(app);
+  add_sweep_command(app, exit_code);
 
   try {
     app.parse(argc, argv);

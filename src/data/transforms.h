@@ -14,4 +14,17 @@ torch::Tensor rotate(const torch::Tensor& pixels, const torch::Tensor& angles_de
 // image at a time exactly as torchvision's RandomRotation.get_params does.
 torch::Tensor draw_rotation_angles(int64_t n, double degrees);
 
+// Training-time augmentation, batched and drawn from the global generator (so runs are
+// reproducible per seed, and --resume restores it).
+struct Augmentation {
+  double rotate_degrees = 0;  // each image turned by a uniform angle in [-d, d]
+  int64_t translate = 0;      // each image shifted by whole pixels in [-t, t] along x and y
+  bool hflip = false;         // each image mirrored left-right with probability 1/2
+  bool enabled() const { return rotate_degrees > 0 || translate > 0 || hflip; }
+};
+
+// Applies `aug` to a batch of model inputs [N,1,H,W]; uncovered pixels get `background`
+// (the normalised value of a black pixel).
+torch::Tensor augment(const torch::Tensor& inputs, const Augmentation& aug, float background);
+
 }  // namespace convkit::data

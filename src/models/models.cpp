@@ -1,5 +1,6 @@
 #include "models/models.h"
 
+#include "models/spec.h"
 #include "util/error.h"
 
 namespace convkit::models {
@@ -40,16 +41,30 @@ Output MLPImpl::forward(const torch::Tensor& input) {
 }
 
 const std::vector<std::string>& model_names() {
-  static const std::vector<std::string> names = {"lenet", "mlp"};
+  static const std::vector<std::string> names = {"lenet", "mlp", "lenet-bn"};
   return names;
 }
 
 Classifier make_model(const std::string& name, int64_t num_classes) {
   if (name == "lenet") return LeNet(num_classes).ptr();
   if (name == "mlp") return MLP(28 * 28, num_classes).ptr();
+  // The tutorial's description: two convolutions, each followed by max-pooling and batch norm,
+  // a dense layer with dropout, then the output layer.
+  if (name == "lenet-bn") return SpecNet(kLeNetBnSpec, num_classes).ptr();
+  if (is_spec(name)) return SpecNet(name, num_classes).ptr();
   std::string known;
   for (const auto& n : model_names()) known += (known.empty() ? "" : ", ") + n;
-  throw Error("--model: unknown model '" + name + "' (known: " + known + ")");
+  throw Error("--model: unknown model '" + name + "' (known: " + known + ", or a spec such as c6k5-mp2-fc120)");
+}
+
+void check_model_name(const std::string& name) {
+  const auto& names = model_names();
+  if (std::find(names.begin(), names.end(), name) != names.end()) return;
+  if (is_spec(name)) {
+    parse_spec(name);
+    return;
+  }
+  make_model(name);  // throws the unknown-model error
 }
 
 int64_t count_parameters(const torch::nn::Module& module) {

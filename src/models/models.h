@@ -46,11 +46,16 @@ class MLPImpl : public ClassifierImpl {
 };
 TORCH_MODULE(MLP);
 
-// Names accepted by make_model, in the order shown in --help.
+inline constexpr const char* kLeNetBnSpec = "c6k5bn-mp2-c16k5bn-mp2-fc120-dr0.5";
+
+// Names accepted by make_model, in the order shown in --help (a spec string works too).
 const std::vector<std::string>& model_names();
 
 // Builds a freshly initialised network (draws from the global generator, as Python does).
 Classifier make_model(const std::string& name, int64_t num_classes = 10);
+
+// Throws the Error make_model would, without building anything.
+void check_model_name(const std::string& name);
 
 int64_t count_parameters(const torch::nn::Module& module);
 

@@ -65,8 +65,85 @@ void validate(const TrainOptions& o) {
   }
   if (o.limit < 0) throw Error("--limit must be 0 (all) or positive, got " + std::to_string(o.limit));
   if (o.limit > 0 && o.limit < 10) throw Error("--limit must keep at least 10 images, got " + std::to_string(o.limit));
-  const auto& names = models::model_names();
-  if (std::find(names.begin(), names.end(), o.model) == names.end()) models::make_model(o.model);  // throws
+  models::check_model_name(o.model);
+  auto one_of = [](const std::string& flag, const std::string& v, std::initializer_list<const char*> allowed) {
+    std::string list;
+    for (const char* a : allowed) {
+      if (v == a) return;
+      list += (list.empty() ? "" : ", ") + std::string(a);
+    }
+    throw Error(flag + ": unknown value '" + v + "' (use " + list + ")");
+  };
+  one_of("--optimizer", o.optimizer, {"adam", "adamw", "sgd", "rmsprop"});
+  one_of("--schedule", o.schedule, {"none", "step", "cosine", "onecycle"});
+  if (!(o.momentum >= 0 && o.momentum < 1)) throw Error("--momentum must be in [0, 1)");
+  if (!(o.weight_decay >= 0 && std::isfinite(o.weight_decay))) throw Error("--weight-decay must be >= 0");
+  if (o.step_size <= 0) throw Error("--step-size must be a positive number of epochs");
+  if (!(o.gamma > 0 && o.gamma <= 1)) throw Error("--gamma must be in (0, 1]");
+  if (!(o.label_smoothing >= 0 && o.label_smoothing < 1)) throw Error("--label-smoothing must be in [0, 1)");
+  if (o.patience < 0) throw Error("--patience must be 0 (off) or positive");
+  if (!(o.augmentation.rotate_degrees >= 0 && o.augmentation.rotate_degrees <= 180)) {
+    throw Error("--aug-rotate must be between 0 and 180 degrees");
+  }
+  if (o.augmentation.translate < 0 || o.augmentation.translate > 14) throw Error("--aug-translate must be 0-14 pixels");
+}
+
+const std::vector<std::string>& preset_names() {
+  static const std::vector<std::string> names = {"tutorial", "competition", "rotation"};
+  return names;
+}
+
+TrainOptions preset(const std::string& name) {
+  TrainOptions o;
+  if (name == "tutorial") return o;
+  // A wider CNN with batch norm and dropout, AdamW with a one-cycle schedule, label smoothing,
+  // and shifted/mirrored training images.
+  o.model = "c32k3p1bn-mp2-c64k3p1bn-mp2-dr0.25-fc256bn-dr0.4";
+  o.optimizer = "adamw";
+  o.lr = 3e-3;
+  o.weight_decay = 5e-4;
+  o.schedule = "onecycle";
+  o.batch_size = 128;
+  o.epochs = 15;
+  o.label_smoothing = 0.1;
+  o.augmentation.translate = 2;
+  o.augmentation.hflip = true;
+  if (name == "competition") return o;
+  if (name == "rotation") {
+    o.augmentation.rotate_degrees = 25;
+    return o;
+  }
+  std::string list;
+  for (const auto& n : preset_names()) list += (list.empty() ? "" : ", ") + n;
+  throw Error("--preset: unknown preset '" + name + "' (known: " + list + ")");
+}
+
+std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainOptions& o, const std::vector<torch::Tensor>& params) {
+  namespace optim = torch::optim;
+  if (o.optimizer == "adamw") {
+    return std::make_unique<optim::AdamW>(params, optim::AdamWOptions(o.lr).weight_decay(o.weight_decay));
+  }
+  if (o.optimizer == "sgd") {
+    return std::make_unique<optim::SGD>(
+        params, optim::SGDOptions(o.lr).momentum(o.momentum).nesterov(o.nesterov).weight_decay(o.weight_decay));
+  }
+  if (o.optimizer == "rmsprop") {
+    return std::make_unique<optim::RMSprop>(params, optim::RMSpropOptions(o.lr).momentum(o.momentum).weight_decay(o.weight_decay));
+  }
+  return std::make_unique<optim::Adam>(params, optim::AdamOptions(o.lr).weight_decay(o.weight_decay));
+}
+
+double scheduled_lr(const TrainOptions& o, int64_t step, int64_t steps_per_epoch, int64_t total_steps) {
+  const double t = total_steps > 1 ? static_cast<double>(step) / (total_steps - 1) : 1.0;
+  if (o.schedule == "step") return o.lr * std::pow(o.gamma, static_cast<double>((step / steps_per_epoch) / o.step_size));
+  if (o.schedule == "cosine") return o.lr * 0.5 * (1 + std::cos(M_PI * t));
+  if (o.schedule == "onecycle") {
+    // PyTorch's OneCycleLR defaults: 30% warm-up from lr/25, cosine annealing to lr/25/1e4.
+    const double start = o.lr / 25, end = start / 1e4, warm = 0.3;
+    auto cosine = [](double from, double to, double u) { return to + (from - to) * 0.5 * (1 + std::cos(M_PI * u)); };
+    return t < warm ? cosine(start, o.lr, t / warm) : cosine(o.lr, end, (t - warm) / (1 - warm));
+  }
+  return o.lr;
 }
 
 std::filesystem::path out_dir_for(const TrainOptions& o) {
@@ -75,7 +152,8 @@ std::filesystem::path out_dir_for(const TrainOptions& o) {
 
 EpochStats train_epoch(models::ClassifierImpl& model, torch::optim::Optimizer& optimizer, const torch::Tensor& inputs,
                        const torch::Tensor& labels, const torch::Tensor& order, int64_t batch_size,
-                       const torch::Device& device, bool progress) {
+                       const torch::Device& device, const StepSettings& settings, bool progress) {
+  const auto loss_options = torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(settings.label_smoothing);
   model.train();
   const int64_t n = order.size(0);
   Progress bar("Training", n, progress);
@@ -83,11 +161,14 @@ EpochStats train_epoch(models::ClassifierImpl& model, torch::optim::Optimizer& o
   int64_t batches = 0;
   for (int64_t start = 0; start < n; start += batch_size) {
     const torch::Tensor idx = order.slice(0, start, std::min(n, start + batch_size));
-    const torch::Tensor x = inputs.index_select(0, idx).to(device);
+    const torch::Tensor x =
+        data::augment(inputs.index_select(0, idx), settings.augmentation, settings.background).to(device);
     const torch::Tensor y = labels.index_select(0, idx).to(device);
+    if (settings.before_step) settings.before_step(batches);
     optimizer.zero_grad();
     const torch::Tensor logits = model.forward(x).logits;
-    const torch::Tensor loss = torch::nn::functional::cross_entropy(logits, y);
+    const torch::Tensor loss = settings.label_smoothing > 0 ? torch::nn::functional::cross_entropy(logits, y, loss_options)
+                                                            : torch::nn::functional::cross_entropy(logits, y);
     const torch::Tensor acc = batch_accuracy(logits, y);
     loss.backward();
     optimizer.step();
@@ -128,36 +209,85 @@ torch::Tensor random_sampler_order(int64_t n) {
   return torch::randperm(n, generator, torch::kInt64);
 }
 
+void apply_settings(TrainOptions& o, const nlohmann::json& j, const std::string& source) {
+  if (!j.is_object()) throw file_error(source, "settings must be a JSON object");
+  if (j.contains("preset")) {  // first, so the other keys override it
+    if (!j["preset"].is_string()) throw file_error(source, "setting 'preset' must be a string");
+    o = preset(j["preset"].get<std::string>());
+  }
+  for (const auto& [key, v] : j.items()) {
+    try {
+      if (key == "model") o.model = v.get<std::string>();
+      else if (key == "epochs") o.epochs = v.get<int64_t>();
+      else if (key == "batch_size") o.batch_size = v.get<int64_t>();
+      else if (key == "lr") o.lr = v.get<double>();
+      else if (key == "seed") o.seed = v.get<uint64_t>();
+      else if (key == "data_dir") o.data_dir = v.get<std::string>();
+      else if (key == "limit") o.limit = v.get<int64_t>();
+      else if (key == "rotation_degrees" || key == "rotation") o.rotation = v.get<double>();
+      else if (key == "threads") o.threads = v.get<int>();
+      else if (key == "device") o.device = v.get<std::string>();
+      else if (key == "optimizer") o.optimizer = v.get<std::string>();
+      else if (key == "momentum") o.momentum = v.get<double>();
+      else if (key == "nesterov") o.nesterov = v.get<bool>();
+      else if (key == "weight_decay") o.weight_decay = v.get<double>();
+      else if (key == "schedule") o.schedule = v.get<std::string>();
+      else if (key == "step_size") o.step_size = v.get<int64_t>();
+      else if (key == "gamma") o.gamma = v.get<double>();
+      else if (key == "label_smoothing") o.label_smoothing = v.get<double>();
+      else if (key == "patience") o.patience = v.get<int64_t>();
+      else if (key == "aug_rotate") o.augmentation.rotate_degrees = v.get<double>();
+      else if (key == "aug_translate") o.augmentation.translate = v.get<int64_t>();
+      else if (key == "aug_hflip") o.augmentation.hflip = v.get<bool>();
+      else if (key == "test") o.test = v.get<bool>();
+      else if (key == "preset") continue;
+      else throw file_error(source, "unknown setting '" + key + "'");
+    } catch (const nlohmann::json::exception&) {
+      throw file_error(source, "setting '" + key + "' has the wrong type (" + v.dump() + ")");
+    }
+  }
+}
+
 TrainOptions read_run_options(const std::filesystem::path& run_dir) {
   const auto file = run_dir / "run.json";
   if (!std::filesystem::exists(file)) throw file_error(file.string(), "missing: not a convkit run directory");
+  const auto raw = read_file_bytes(file);
+  TrainOptions o;
   try {
-    const auto raw = read_file_bytes(file);
-    const auto j = nlohmann::json::parse(raw.begin(), raw.end());
-    TrainOptions o;
-    o.model = j.at("model").get<std::string>();
-    o.epochs = j.at("epochs").get<int64_t>();
-    o.batch_size = j.at("batch_size").get<int64_t>();
-    o.lr = j.at("lr").get<double>();
-    o.seed = j.at("seed").get<uint64_t>();
-    o.data_dir = j.at("data_dir").get<std::string>();
-    o.rotation = j.at("rotation_degrees").get<double>();
-    o.limit = j.at("limit").get<int64_t>();
-    o.threads = j.at("threads").get<int>();
-    o.out_dir = run_dir.string();
-    o.resume = true;
-    return o;
-  } catch (const nlohmann::json::exception& e) {
-    throw file_error(file.string(), std::string("invalid run settings: ") + e.what());
+    apply_settings(o, nlohmann::json::parse(raw.begin(), raw.end()), file.string());
+  } catch (const nlohmann::json::parse_error& e) {
+    throw file_error(file.string(), std::string("invalid JSON: ") + e.what());
   }
+  o.out_dir = run_dir.string();
+  o.resume = true;
+  return o;
 }
 
 namespace {
 
 nlohmann::json run_settings_json(const TrainOptions& o, int threads) {
-  return {{"model", o.model},   {"epochs", o.epochs},     {"batch_size", o.batch_size},
-          {"lr", o.lr},         {"seed", o.seed},         {"data_dir", o.data_dir},
-          {"limit", o.limit},   {"rotation_degrees", o.rotation}, {"threads", threads}};
+  return {{"model", o.model},
+          {"epochs", o.epochs},
+          {"batch_size", o.batch_size},
+          {"lr", o.lr},
+          {"seed", o.seed},
+          {"data_dir", o.data_dir},
+          {"limit", o.limit},
+          {"rotation_degrees", o.rotation},
+          {"threads", threads},
+          {"optimizer", o.optimizer},
+          {"momentum", o.momentum},
+          {"nesterov", o.nesterov},
+          {"weight_decay", o.weight_decay},
+          {"schedule", o.schedule},
+          {"step_size", o.step_size},
+          {"gamma", o.gamma},
+          {"label_smoothing", o.label_smoothing},
+          {"patience", o.patience},
+          {"aug_rotate", o.augmentation.rotate_degrees},
+          {"aug_translate", o.augmentation.translate},
+          {"aug_hflip", o.augmentation.hflip},
+          {"test", o.test}};
 }
 
 // Everything needed to continue after a completed epoch: weights, Adam's moments and step
@@ -269,7 +399,13 @@ RunResult run_training(const TrainOptions& options, std::ostream& out) {
   out << strprintf("Model: %s (%lld parameters) | device %s | %d threads\n", options.model.c_str(),
                    static_cast<long long>(models::count_parameters(*model)), device.str().c_str(), threads)
       << std::flush;
-  torch::optim::Adam optimizer(model->parameters(), torch::optim::AdamOptions(options.lr));
+  const std::unique_ptr<torch::optim::Optimizer> optimizer_ptr = make_optimizer(options, model->parameters());
+  torch::optim::Optimizer& optimizer = *optimizer_ptr;
+  const int64_t steps_per_epoch = (split.train.size(0) + options.batch_size - 1) / options.batch_size;
+  StepSettings step_settings;
+  step_settings.label_smoothing = options.label_smoothing;
+  step_settings.augmentation = options.augmentation;
+  step_settings.background = (0.f - norm.mean) / norm.std;
 
   const std::filesystem::path checkpoint = out_dir / "model.pt";
   const std::filesystem::path resume_file = out_dir / "resume.pt";
@@ -296,8 +432,15 @@ RunResult run_training(const TrainOptions& options, std::ostream& out) {
     const torch::Tensor order = split.train.index_select(0, random_sampler_order(split.train.size(0)));
     EpochRecord record;
     record.epoch = epoch;
+    if (options.schedule != "none") {
+      step_settings.before_step = [&, epoch](int64_t batch) {
+        const double lr = scheduled_lr(options, (epoch - 1) * steps_per_epoch + batch, steps_per_epoch,
+                                       options.epochs * steps_per_epoch);
+        for (auto& group : optimizer.param_groups()) group.options().set_lr(lr);
+      };
+    }
     record.train = train_epoch(*model, optimizer, train_inputs, mnist.train.labels, order, options.batch_size,
-                               device, progress);
+                               device, step_settings, progress);
     record.train_seconds = seconds_since(epoch_start);
     draw_loader_base_seed();
     record.valid = evaluate(*model, valid_inputs, valid_labels, options.batch_size, device, progress);
@@ -312,29 +455,39 @@ RunResult run_training(const TrainOptions& options, std::ostream& out) {
     write_file_atomically(out_dir / "history.json", history_json(result.history).dump(2) + "\n");
     point.completed_epochs = epoch;
     save_resume_point(resume_file, *model, optimizer, point);
+    if (options.patience > 0 && epoch - point.best_epoch >= options.patience) {
+      out << "Early stopping after epoch " << epoch << ": no better validation loss in " << options.patience
+          << " epochs\n";
+      break;
+    }
   }
 
   load_state_dict(*model, read_state_dict(checkpoint), checkpoint.string());
-  const TestResults tests =
-      evaluate_test_sets(*model, mnist.test, norm, options.rotation, options.batch_size, device, progress);
-  result.test = tests.test;
-  result.rotated_test = tests.rotated_test;
-  out << strprintf("Test Loss: %.3f | Test Acc: %.2f%%\n", result.test.loss, result.test.acc * 100)
-      << strprintf("Rotated Test Loss: %.3f | Rotated Test Acc: %.2f%%\n", result.rotated_test.loss,
-                   result.rotated_test.acc * 100);
-
+  const EpochRecord& best = result.history.at(result.best_epoch - 1);
   nlohmann::json metrics = run_settings_json(options, threads);
   metrics.update({{"parameters", models::count_parameters(*model)},
+                  {"epochs_run", static_cast<int64_t>(result.history.size())},
                   {"best_epoch", result.best_epoch},
-                  {"test_loss", result.test.loss},
-                  {"test_acc", result.test.acc},
-                  {"rotated_test_loss", result.rotated_test.loss},
-                  {"rotated_test_acc", result.rotated_test.acc},
+                  {"best_valid_loss", best.valid.loss},
+                  {"best_valid_acc", best.valid.acc},
                   {"device", device.str()},
                   {"normalization", {{"mean", norm.mean}, {"std", norm.std}}},
-                  {"examples", {{"train", split.train.size(0)}, {"valid", split.valid.size(0)}, {"test", mnist.test.images.size(0)}}},
-                  {"total_seconds", seconds_since(run_start)}});
-  if (options.report) {
+                  {"examples", {{"train", split.train.size(0)}, {"valid", split.valid.size(0)}, {"test", mnist.test.images.size(0)}}}});
+  if (options.test) {
+    const TestResults tests =
+        evaluate_test_sets(*model, mnist.test, norm, options.rotation, options.batch_size, device, progress);
+    result.test = tests.test;
+    result.rotated_test = tests.rotated_test;
+    out << strprintf("Test Loss: %.3f | Test Acc: %.2f%%\n", result.test.loss, result.test.acc * 100)
+        << strprintf("Rotated Test Loss: %.3f | Rotated Test Acc: %.2f%%\n", result.rotated_test.loss,
+                     result.rotated_test.acc * 100);
+    metrics.update({{"test_loss", result.test.loss},
+                    {"test_acc", result.test.acc},
+                    {"rotated_test_loss", result.rotated_test.loss},
+                    {"rotated_test_acc", result.rotated_test.acc}});
+  }
+  metrics["total_seconds"] = seconds_since(run_start);
+  if (options.report && options.test) {
     const auto report_start = Clock::now();
     const nlohmann::json history = history_json(result.history);
     report::write_figures(out_dir, *model, mnist, norm, device, history, metrics);
@@ -343,7 +496,7 @@ RunResult run_training(const TrainOptions& options, std::ostream& out) {
   }
   write_file_atomically(out_dir / "metrics.json", metrics.dump(2) + "\n");
   out << "Outputs written to " << out_dir.string() << "/ (model.pt, history.json, metrics.json"
-      << (options.report ? ", report.html, figures/" : "") << ")\n";
+      << (options.report && options.test ? ", report.html, figures/" : "") << ")\n";
   return result;
 }
 

@@ -4,11 +4,15 @@
 #include <torch/torch.h>
 
 #include <filesystem>
+#include <nlohmann/json_fwd.hpp>
+#include <functional>
+#include <memory>
 #include <iosfwd>
 #include <string>
 #include <vector>
 
 #include "data/dataset.h"
+#include "data/transforms.h"
 #include "models/models.h"
 
 namespace convkit::train {
@@ -29,7 +33,24 @@ struct TrainOptions {
   bool quiet = false;      // no progress bars
   bool resume = false;     // continue the run in out_dir from its last completed epoch
   bool report = true;      // figures/ and report.html after the test
+  bool test = true;        // evaluate the test sets (sweeps select on validation only)
+
+  // Beyond the tutorial (the defaults keep it exact).
+  std::string optimizer = "adam";  // adam | adamw | sgd | rmsprop
+  double momentum = 0.9;           // sgd and rmsprop
+  bool nesterov = false;           // sgd
+  double weight_decay = 0;
+  std::string schedule = "none";   // none | step | cosine | onecycle
+  int64_t step_size = 5;           // step schedule: epochs between decays
+  double gamma = 0.1;              // step schedule: decay factor
+  double label_smoothing = 0;
+  int64_t patience = 0;            // early stopping on validation loss (0: off)
+  data::Augmentation augmentation;
 };
+
+// The named recipes of --preset ("tutorial", "competition", "rotation").
+const std::vector<std::string>& preset_names();
+TrainOptions preset(const std::string& name);
 
 // Throws an Error naming the offending flag.
 void validate(const TrainOptions& options);
@@ -40,10 +61,25 @@ struct EpochStats {
   double acc = 0;   // mean over batches, fraction 0..1
 };
 
-// One pass over `order` (indices into `inputs`) in batches, with Adam steps.
+// What a training pass does besides the tutorial's plain step.
+struct StepSettings {
+  double label_smoothing = 0;
+  data::Augmentation augmentation;
+  float background = 0;                            // normalised black, for augmentation fill
+  std::function<void(int64_t batch)> before_step;  // e.g. a per-step learning-rate schedule
+};
+
+// One pass over `order` (indices into `inputs`) in batches, with optimiser steps.
 EpochStats train_epoch(models::ClassifierImpl& model, torch::optim::Optimizer& optimizer,
                        const torch::Tensor& inputs, const torch::Tensor& labels, const torch::Tensor& order,
-                       int64_t batch_size, const torch::Device& device, bool progress = false);
+                       int64_t batch_size, const torch::Device& device, const StepSettings& settings = {},
+                       bool progress = false);
+
+std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainOptions& options,
+                                                        const std::vector<torch::Tensor>& parameters);
+
+// Learning rate at `step` of `total_steps` (0-based), for options.schedule.
+double scheduled_lr(const TrainOptions& options, int64_t step, int64_t steps_per_epoch, int64_t total_steps);
 
 // Loss and accuracy over `inputs` in order, eval mode, no gradients.
 EpochStats evaluate(models::ClassifierImpl& model, const torch::Tensor& inputs, const torch::Tensor& labels,
@@ -69,6 +105,10 @@ struct RunResult {
   EpochStats test, rotated_test;
   std::filesystem::path out_dir;
 };
+
+// Sets the options named in `settings` (the keys of run.json, e.g. {"lr": 0.01, "aug_hflip":
+// true}; "preset" first resets to that preset); an Error naming `source` and the key otherwise.
+void apply_settings(TrainOptions& options, const nlohmann::json& settings, const std::string& source);
 
 // The settings a run was started with (RUN_DIR/run.json), for --resume.
 TrainOptions read_run_options(const std::filesystem::path& run_dir);
