@@ -306,6 +306,7 @@ TEST(Cli, FiguresReportAndComparison) {
   EXPECT_NEAR(metrics["per_class"]["accuracy"].get<double>(), metrics["test_acc"].get<double>(), 0.024);
   EXPECT_EQ(metrics["per_class"]["weighted avg"]["support"], 2000);
   EXPECT_EQ(metrics["rotation_curve"].size(), 13u);
+  EXPECT_EQ(metrics["rotation_images"], 2000);  // the whole --limit test set here
   EXPECT_DOUBLE_EQ(metrics["rotation_curve"][0]["accuracy"].get<double>(), diagonal / 2000.0);
 
   // The report embeds every figure and names the run's results.

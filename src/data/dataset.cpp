@@ -56,7 +56,10 @@ torch::Tensor to_model_input(const torch::Tensor& pixels, Normalization norm) {
   // sub_(mean).div_(std) with one-element float tensors, so the values are bit-identical.
   const auto mean = torch::tensor({norm.mean}).view({-1, 1, 1});
   const auto std = torch::tensor({norm.std}).view({-1, 1, 1});
-  return x.to(torch::kFloat).div(255).sub_(mean).div_(std);
+  // In place after the conversion: the same arithmetic without a second full-size temporary.
+  torch::Tensor out = x.to(torch::kFloat);
+  if (out.data_ptr() == x.data_ptr()) out = out.clone();  // float input: never modify the caller's
+  return out.div_(255).sub_(mean).div_(std);
 }
 
 TrainValidIndices random_split(int64_t n) {

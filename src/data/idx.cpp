@@ -56,7 +56,7 @@ std::vector<uint8_t> read_file_maybe_gzip(const std::filesystem::path& file) {
 
 IdxArray read_idx(const std::filesystem::path& file, uint32_t expected_magic) {
   const std::string name = file.string();
-  const std::vector<uint8_t> buf = read_file_maybe_gzip(file);
+  std::vector<uint8_t> buf = read_file_maybe_gzip(file);
   if (buf.size() < 4) throw file_error(name, "too short for an IDX header (" + std::to_string(buf.size()) + " bytes)");
 
   const uint32_t magic = read_be32(buf.data());
@@ -86,7 +86,8 @@ IdxArray read_idx(const std::filesystem::path& file, uint32_t expected_magic) {
   if (present > expected_bytes) {
     throw file_error(name, std::to_string(present - expected_bytes) + " trailing bytes after the declared data");
   }
-  out.bytes.assign(buf.begin() + static_cast<std::ptrdiff_t>(header), buf.end());
+  buf.erase(buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(header));  // in place: no second copy
+  out.bytes = std::move(buf);
   return out;
 }
 

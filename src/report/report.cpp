@@ -171,7 +171,9 @@ const ClassificationReport cr = classification_report(mnist.test.labels, p.predi
   metrics["confusion_matrix"] = confusion;
   metrics["per_class"] = per_class;
 
-  const auto curve = accuracy_vs_rotation(model, mnist.test, norm, rotation_curve_angles(), device);
+  const int64_t n_rotation = std::min<int64_t>(kRotationImages, mnist.test.images.size(0));
+  const data::Split rotation_subset{mnist.test.images.slice(0, 0, n_rotation), mnist.test.labels.slice(0, 0, n_rotation)};
+  const auto curve = accuracy_vs_rotation(model, rotation_subset, norm, rotation_curve_angles(), device);
   nlohmann::json curve_json = nlohmann::json::array();
   Series series{metrics.value("model", std::string("model"))};
   for (const auto& point : curve) {
@@ -208,6 +210,7 @@ nlohmann::json figures = nlohmann::json::array();
   metrics["figures"] = figures;
   metrics["pca_images"] = n_pca;
   metrics["tsne_images"] = n_tsne;
+  metrics["rotation_images"] = n_rotation;
 }
 
 void write_html_report(const std::filesystem::path& run_dir, const nlohmann::json& metrics,

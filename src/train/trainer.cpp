@@ -385,7 +385,7 @@ RunResult run_training(const TrainOptions& options, std::ostream& out) {
   const data::Normalization norm = data::normalization_from(mnist.train.images);
   out << strprintf("Normalisation: mean %.4f, std %.4f (from %lld training images)\n", norm.mean, norm.std,
                    static_cast<long long>(mnist.train.images.size(0)));
-  const torch::Tensor train_inputs = data::to_model_input(mnist.train.images, norm);
+  torch::Tensor train_inputs = data::to_model_input(mnist.train.images, norm);
 
   const data::TrainValidIndices split = data::random_split(mnist.train.images.size(0));
   const torch::Tensor valid_inputs = train_inputs.index_select(0, split.valid);
@@ -462,6 +462,7 @@ RunResult run_training(const TrainOptions& options, std::ostream& out) {
     }
   }
 
+  train_inputs = torch::Tensor();  // 188 MB no longer needed: keeps the peak memory down
   load_state_dict(*model, read_state_dict(checkpoint), checkpoint.string());
   const EpochRecord& best = result.history.at(result.best_epoch - 1);
   nlohmann::json metrics = run_settings_json(options, threads);

@@ -1,0 +1,107 @@
+// Timings of convkit's hot paths on the real FashionMNIST, as JSON on stdout. bench/run.py runs
+// it next to the Python tutorial and prints the comparison table.
+#include <chrono>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "data/dataset.h"
+#include "models/models.h"
+#include "train/inference.h"
+#include "train/trainer.h"
+#include "util/runtime.h"
+
+using namespace convkit;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+double seconds(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
+
+struct Data {
+  torch::Tensor train_inputs, train_labels, test_pixels, test_inputs, test_labels;
+  data::Normalization norm;
+};
+
+// One training epoch over the tutorial's 54,000 images: seconds of the training pass alone.
+double epoch_seconds(const Data& d, const std::string& model_name, int64_t batch) {
+  torch::manual_seed(1234);
+  auto model = models::make_model(model_name);
+  torch::optim::Adam adam(model->parameters(), torch::optim::AdamOptions(1e-3));
+  const torch::Tensor order = torch::randperm(54000);
+  const auto start = Clock::now();
+  train::train_epoch(*model, adam, d.train_inputs, d.train_labels, order, batch, torch::kCPU);
+  return seconds(start);
+}
+
+// Milliseconds per training step at `batch` (median-free mean over `steps` after warm-up).
+double step_ms(const Data& d, const std::string& model_name, int64_t batch, int steps) {
+  torch::manual_seed(1);
+  auto model = models::make_model(model_name);
+  torch::optim::Adam adam(model->parameters(), torch::optim::AdamOptions(1e-3));
+  const torch::Tensor order = torch::randperm(54000).slice(0, 0, batch * (steps + 3));
+  train::train_epoch(*model, adam, d.train_inputs, d.train_labels, order.slice(0, 0, batch * 3), batch, torch::kCPU);
+  const auto start = Clock::now();
+  train::train_epoch(*model, adam, d.train_inputs, d.train_labels, order.slice(0, batch * 3), batch, torch::kCPU);
+  return seconds(start) / steps * 1e3;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const bool quick = argc > 1 && std::string(argv[1]) == "--quick";  // smoke run for tests
+  const data::Mnist mnist = data::load_mnist(data::kDefaultDataDir);
+  Data d;
+  d.norm = data::normalization_from(mnist.train.images);
+  d.train_inputs = data::to_model_input(mnist.train.images, d.norm);
+  d.train_labels = mnist.train.labels;
+  d.test_inputs = data::to_model_input(mnist.test.images, d.norm);
+  d.test_labels = mnist.test.labels;
+  nlohmann::json out;
+
+  for (int threads : {1, 2}) {
+    configure_threads(threads);
+    for (const char* model : {"lenet", "mlp"}) {
+      out["epoch_seconds"][model][std::to_string(threads)] =
+          quick ? step_ms(d, model, 64, 20) * 844 / 1e3 : epoch_seconds(d, model, 64);
+    }
+  }
+  configure_threads(2);
+
+  // Evaluation throughput over the 10,000 test images.
+  auto lenet = models::make_model("lenet");
+  for (int64_t batch : {64, 256, 1000}) {
+    const auto start = Clock::now();
+    train::evaluate(*lenet, d.test_inputs, d.test_labels, batch, torch::kCPU);
+    out["eval_images_per_second"][std::to_string(batch)] = 10000 / seconds(start);
+  }
+
+  // One image through the network, inside the process (normalisation included).
+  {
+    configure_threads(1);
+    const torch::Tensor image = mnist.test.images.slice(0, 0, 1).to(torch::kFloat);
+    for (int i = 0; i < 20; ++i) train::predict_probabilities(*lenet, image, d.norm, torch::kCPU);
+    const int reps = quick ? 50 : 500;
+    const auto start = Clock::now();
+    for (int i = 0; i < reps; ++i) train::predict_probabilities(*lenet, image, d.norm, torch::kCPU);
+    out["predict_ms"] = seconds(start) / reps * 1e3;
+    configure_threads(2);
+  }
+
+  // Cost against batch size, and against network width (LeNet's channels and units times k).
+  const int steps = quick ? 5 : 30;
+  for (int64_t batch : {32, 64, 128, 256, 512, 1024}) {
+    const double ms = step_ms(d, "lenet", batch, steps);
+    out["batch_scaling"].push_back({{"batch", batch}, {"ms_per_step", ms}, {"us_per_image", ms * 1e3 / batch}});
+  }
+  for (int k : {1, 2, 4}) {
+    const std::string spec = "c" + std::to_string(6 * k) + "k5-mp2-c" + std::to_string(16 * k) + "k5-mp2-fc" +
+                             std::to_string(120 * k) + "-fc" + std::to_string(84 * k);
+    const double ms = step_ms(d, spec, 64, steps);
+    out["width_scaling"].push_back({{"width", k},
+                                    {"model", spec},
+                                    {"parameters", models::count_parameters(*models::make_model(spec))},
+                                    {"ms_per_step", ms}});
+  }
+  std::cout << out.dump(2) << std::endl;
+  return 0;
+}
