@@ -15,7 +15,7 @@
 namespace convkit::report {
 
 inline constexpr int64_t kPcaImages = 5000;   // first N test images in pca.png
-inline constexpr int64_t kTsneImages = 2000;  // first N test images in tsne.png
+inline constexpr int64_t kTsneImages = 1000;  // first N test images in tsne.png
 inline constexpr int64_t kRotationImages = 2000;  // first N test images in rotation.png
 std::vector<double> rotation_curve_angles();  // 0, 15, ..., 180
 

@@ -98,15 +98,15 @@ TrainOptions preset(const std::string& name) {
   if (name == "tutorial") return o;
   // A wider CNN with batch norm and dropout, AdamW with a one-cycle schedule, label smoothing,
   // and shifted/mirrored training images.
-  o.model = "c32k3p1bn-mp2-c64k3p1bn-mp2-dr0.25-fc256bn-dr0.4";
+  o.model = "c32k3p1bn-mp2-c64k3p1bn-mp2-dr0.2-fc256bn-dr0.3";
   o.optimizer = "adamw";
   o.lr = 3e-3;
   o.weight_decay = 5e-4;
   o.schedule = "onecycle";
   o.batch_size = 128;
-  o.epochs = 15;
+  o.epochs = 12;
   o.label_smoothing = 0.1;
-  o.augmentation.translate = 2;
+  o.augmentation.translate = 1;
   o.augmentation.hflip = true;
   if (name == "competition") return o;
   if (name == "rotation") {
