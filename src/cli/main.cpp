@@ -152,9 +152,7 @@ void add_eval_command(CLI::App& app) {
                        .dump(2)
                 << "\n";
     } else {
-      std::cout << strprintf("Test Loss: %.3f | Test Acc: %.2f%%\n", r.test.loss, r.test.acc * 100)
-                << strprintf("Rotated Test Loss: %.3f | Rotated Test Acc: %.2f%%\n", r.rotated_test.loss,
-                             r.rotated_test.acc * 100);
+      std::cout << train::test_lines(r);
     }
   });
 }

@@ -2,6 +2,7 @@
 
 #include "data/transforms.h"
 #include "util/error.h"
+#include "util/format.h"
 
 namespace convkit::train {
 
@@ -14,8 +15,8 @@ LoadedModel load_model(const std::filesystem::path& checkpoint, const std::strin
                      "no " + info_path_for(checkpoint).filename().string() + " beside it to name the architecture; pass --model");
   }
   if (!info) {
-    const data::Mnist mnist{data::load_split(data_dir, "train-images-idx3-ubyte", "train-labels-idx1-ubyte"), {}};
-    const data::Normalization norm = data::normalization_from(mnist.train.images);
+    const data::Split train = data::load_split(data_dir, "train-images-idx3-ubyte", "train-labels-idx1-ubyte");
+    const data::Normalization norm = data::normalization_from(train.images);
     info = CheckpointInfo{model_name, data::kNumClasses, norm.mean, norm.std};
   }
   if (!model_name.empty()) info->model = model_name;
@@ -35,6 +36,11 @@ TestResults evaluate_test_sets(models::ClassifierImpl& model, const data::Split&
   const torch::Tensor rotated = data::rotate(test.images.unsqueeze(1).to(torch::kFloat), angles);
   r.rotated_test = evaluate(model, data::to_model_input(rotated, norm), test.labels, batch_size, device, progress);
   return r;
+}
+
+std::string test_lines(const TestResults& r) {
+  return strprintf("Test Loss: %.3f | Test Acc: %.2f%%\n", r.test.loss, r.test.acc * 100) +
+         strprintf("Rotated Test Loss: %.3f | Rotated Test Acc: %.2f%%\n", r.rotated_test.loss, r.rotated_test.acc * 100);
 }
 
 torch::Tensor predict_probabilities(models::ClassifierImpl& model, const torch::Tensor& pixels,

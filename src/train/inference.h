@@ -34,6 +34,9 @@ struct TestResults {
 TestResults evaluate_test_sets(models::ClassifierImpl& model, const data::Split& test, data::Normalization norm,
                                double rotation, int64_t batch_size, const torch::Device& device, bool progress);
 
+// The tutorial's two result lines: "Test Loss: ... | Test Acc: ...%" and the rotated one.
+std::string test_lines(const TestResults& results);
+
 // Softmax probabilities [N, classes] for raw-pixel images [N, 28, 28] (0..255).
 torch::Tensor predict_probabilities(models::ClassifierImpl& model, const torch::Tensor& pixels,
                                     data::Normalization norm, const torch::Device& device);

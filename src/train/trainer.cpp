@@ -479,9 +479,7 @@ RunResult run_training(const TrainOptions& options, std::ostream& out) {
         evaluate_test_sets(*model, mnist.test, norm, options.rotation, options.batch_size, device, progress);
     result.test = tests.test;
     result.rotated_test = tests.rotated_test;
-    out << strprintf("Test Loss: %.3f | Test Acc: %.2f%%\n", result.test.loss, result.test.acc * 100)
-        << strprintf("Rotated Test Loss: %.3f | Rotated Test Acc: %.2f%%\n", result.rotated_test.loss,
-                     result.rotated_test.acc * 100);
+    out << test_lines(tests);
     metrics.update({{"test_loss", result.test.loss},
                     {"test_acc", result.test.acc},
                     {"rotated_test_loss", result.rotated_test.loss},
