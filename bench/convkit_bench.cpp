@@ -1,5 +1,6 @@
 // Timings of convkit's hot paths on the real FashionMNIST, as JSON on stdout. bench/run.py runs
 // it next to the Python tutorial and prints the comparison table.
+#include <algorithm>
 #include <chrono>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -22,33 +23,55 @@ struct Data {
   data::Normalization norm;
 };
 
+// What `convkit train` sets up for a network: its kernels, one flat parameter buffer for the
+// optimiser and the batch shards over the threads. Returns the tensors to optimise.
+std::vector<torch::Tensor> prepare(models::ClassifierImpl& model, const std::string& model_name, bool exact,
+                                   train::StepSettings& settings) {
+  model.set_exact(exact);
+  if (exact) return model.parameters();
+  const torch::Tensor flat = train::flatten_parameters(model);
+  settings.replicas = train::make_replicas(model, model_name, 10, torch::get_num_threads() - 1);
+  return {flat};
+}
+
 // One training epoch over the tutorial's 54,000 images: seconds of the training pass alone.
-double epoch_seconds(const Data& d, const std::string& model_name, int64_t batch) {
+double epoch_seconds(const Data& d, const std::string& model_name, int64_t batch, bool exact = false) {
   torch::manual_seed(1234);
   auto model = models::make_model(model_name);
-  torch::optim::Adam adam(model->parameters(), torch::optim::AdamOptions(1e-3));
+  train::StepSettings settings;
+  torch::optim::Adam adam(prepare(*model, model_name, exact, settings), torch::optim::AdamOptions(1e-3));
   const torch::Tensor order = torch::randperm(54000);
   const auto start = Clock::now();
-  train::train_epoch(*model, adam, d.train_inputs, d.train_labels, order, batch, torch::kCPU);
+  train::train_epoch(*model, adam, d.train_inputs, d.train_labels, order, batch, torch::kCPU, settings);
   return seconds(start);
 }
 
 // Milliseconds per training step at `batch` (median-free mean over `steps` after warm-up).
-double step_ms(const Data& d, const std::string& model_name, int64_t batch, int steps) {
+double step_ms(const Data& d, const std::string& model_name, int64_t batch, int steps, bool exact = false) {
   torch::manual_seed(1);
   auto model = models::make_model(model_name);
-  torch::optim::Adam adam(model->parameters(), torch::optim::AdamOptions(1e-3));
+  train::StepSettings settings;
+  torch::optim::Adam adam(prepare(*model, model_name, exact, settings), torch::optim::AdamOptions(1e-3));
   const torch::Tensor order = torch::randperm(54000).slice(0, 0, batch * (steps + 3));
-  train::train_epoch(*model, adam, d.train_inputs, d.train_labels, order.slice(0, 0, batch * 3), batch, torch::kCPU);
+  train::train_epoch(*model, adam, d.train_inputs, d.train_labels, order.slice(0, 0, batch * 3), batch, torch::kCPU,
+                     settings);
   const auto start = Clock::now();
-  train::train_epoch(*model, adam, d.train_inputs, d.train_labels, order.slice(0, batch * 3), batch, torch::kCPU);
+  train::train_epoch(*model, adam, d.train_inputs, d.train_labels, order.slice(0, batch * 3), batch, torch::kCPU,
+                     settings);
   return seconds(start) / steps * 1e3;
 }
 
 }  // namespace
 
+// Usage: convkit_bench [--quick]                          everything but the epochs, JSON on stdout
+//        convkit_bench --epoch MODEL THREADS [--exact] [--quick]   one training epoch: {"seconds": s}
+// bench/run.py times each epoch configuration in a fresh process, as `convkit train` runs.
 int main(int argc, char** argv) {
-  const bool quick = argc > 1 && std::string(argv[1]) == "--quick";  // smoke run for tests
+  const std::vector<std::string> args(argv + 1, argv + argc);
+  const auto has = [&](const char* flag) { return std::find(args.begin(), args.end(), flag) != args.end(); };
+  const bool quick = has("--quick");  // smoke run for tests
+  const bool one_epoch = args.size() >= 3 && args[0] == "--epoch";
+  if (one_epoch) configure_threads(std::stoi(args[2]));
   const data::Mnist mnist = data::load_mnist(data::kDefaultDataDir);
   Data d;
   d.norm = data::normalization_from(mnist.train.images);
@@ -58,12 +81,12 @@ int main(int argc, char** argv) {
   d.test_labels = mnist.test.labels;
   nlohmann::json out;
 
-  for (int threads : {1, 2}) {
-    configure_threads(threads);
-    for (const char* model : {"lenet", "mlp"}) {
-      out["epoch_seconds"][model][std::to_string(threads)] =
-          quick ? step_ms(d, model, 64, 20) * 844 / 1e3 : epoch_seconds(d, model, 64);
-    }
+  if (one_epoch) {
+    // --exact: LibTorch's own kernels, per-parameter Adam, no batch shards (the parity mode).
+    const bool exact = has("--exact");
+    out["seconds"] = quick ? step_ms(d, args[1], 64, 20, exact) * 844 / 1e3 : epoch_seconds(d, args[1], 64, exact);
+    std::cout << out.dump() << std::endl;
+    return 0;
   }
   configure_threads(2);
 

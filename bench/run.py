@@ -69,7 +69,16 @@ def main():
     p.add_argument("--json", default=os.path.join(ROOT, "bench", "results.json"))
     args = p.parse_args()
 
-    bench = json.loads(run([os.path.join(args.build, "convkit_bench")] + (["--quick"] if args.quick else [])).stdout)
+    binary = os.path.join(args.build, "convkit_bench")
+    quick = ["--quick"] if args.quick else []
+    bench = json.loads(run([binary] + quick).stdout)
+
+    def epoch(model, threads, *flags):  # a fresh process per configuration, as `convkit train` runs
+        out = run([binary, "--epoch", model, str(threads), *flags, *quick]).stdout
+        return json.loads(out)["seconds"]
+
+    bench["epoch_seconds"] = {m: {str(t): epoch(m, t) for t in (1, 2)} for m in ("lenet", "mlp")}
+    bench["exact_epoch_seconds"] = {"lenet": epoch("lenet", 2, "--exact")}
     py = {m: python_epoch(m, 2, args.quick) for m in ("lenet", "mlp")}
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -101,7 +110,11 @@ def main():
     result["speedup"] = {m: (py[m] / ck[m]["2"] if py[m] else None) for m in ("lenet", "mlp")}
     print()
     print(f"LeNet epoch 1 thread {ck['lenet']['1']:.2f} s, 2 threads {ck['lenet']['2']:.2f} s "
-          f"(x{ck['lenet']['1'] / ck['lenet']['2']:.2f})")
+          f"(x{ck['lenet']['1'] / ck['lenet']['2']:.2f}); MLP 1 thread {ck['mlp']['1']:.2f} s, 2 threads "
+          f"{ck['mlp']['2']:.2f} s (x{ck['mlp']['1'] / ck['mlp']['2']:.2f})")
+    exact = bench["exact_epoch_seconds"]["lenet"]
+    print(f"LeNet epoch with --exact (LibTorch kernels), 2 threads: {exact:.2f} s"
+          + (f" ({py['lenet'] / exact:.1f}x the Python tutorial)" if py["lenet"] else ""))
     for batch, ips in bench["eval_images_per_second"].items():
         print(f"evaluation, batch {batch:>4}: {ips:10.0f} images/s")
     print(f"single-image predict: {bench['predict_ms']:.3f} ms")

@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
-"""Parity: convkit train and the Python tutorial (python3-torch), same seed, 1 thread, 2 epochs.
+"""Parity: convkit train --exact and the Python tutorial (python3-torch), same seed, 1 thread, 2 epochs.
 
 Both run LibTorch 1.13 underneath. convkit consumes the global random generator in the same
 order as the tutorial (random_split, module initialisation, each DataLoader iterator's base
 seed, RandomSampler's seed, RandomRotation's angles), so the per-epoch numbers must agree to
 1e-4 (in practice they are bit-identical). OpenBLAS is pinned to one thread on both sides: its
 own threading changes the summation order of matrix products.
+
+Without --exact (the default, fused conv+pool+ReLU kernels) the numbers differ by float
+rounding from the first step on; that run must land within FUSED_ACC_TOLERANCE of the tutorial.
 """
 import argparse
 import json
@@ -15,6 +18,7 @@ import sys
 import tempfile
 
 TOLERANCE = 1e-4
+FUSED_ACC_TOLERANCE = 0.01  # one point of accuracy: well inside seed-to-seed spread after 2 epochs
 KEYS = ["train_loss", "train_acc", "valid_loss", "valid_acc"]
 
 
@@ -35,7 +39,7 @@ def main():
             out_dir = os.path.join(tmp, model + "-convkit")
             common = ["--model", model, "--epochs", str(args.epochs), "--threads", "1", "--data", args.data]
             subprocess.run([sys.executable, args.tutorial, *common, "--json", py_json], env=env, check=True)
-            subprocess.run([args.convkit, "train", *common, "--out", out_dir, "--quiet"], env=env, check=True)
+            subprocess.run([args.convkit, "train", *common, "--exact", "--out", out_dir, "--quiet"], env=env, check=True)
             py = json.load(open(py_json))
             ck_history = json.load(open(os.path.join(out_dir, "history.json")))
             ck_metrics = json.load(open(os.path.join(out_dir, "metrics.json")))
@@ -57,6 +61,16 @@ def main():
                 ok = abs(py[k] - ck_metrics[k]) <= 0.005
                 failures += not ok
                 print(f"{'ok  ' if ok else 'FAIL'} {model:6} {k:22} python {py[k]:.10f}  convkit {ck_metrics[k]:.10f}  (tolerance 0.005)")
+            # The default (fused kernels) is not bit-identical: float rounding differs from the first
+            # step on, so after two epochs it must land within run-to-run noise of the tutorial.
+            fused_dir = os.path.join(tmp, model + "-fused")
+            subprocess.run([args.convkit, "train", *common, "--out", fused_dir, "--quiet"], env=env, check=True)
+            fused = json.load(open(os.path.join(fused_dir, "metrics.json")))
+            for k, tol in [("test_acc", FUSED_ACC_TOLERANCE), ("best_valid_acc", FUSED_ACC_TOLERANCE)]:
+                ref = py[k] if k in py else min(py["history"], key=lambda e: e["valid_loss"])["valid_acc"]
+                ok = abs(ref - fused[k]) <= tol
+                failures += not ok
+                print(f"{'ok  ' if ok else 'FAIL'} {model:6} fused {k:16} python {ref:.10f}  convkit {fused[k]:.10f}  (tolerance {tol})")
     print(f"parity: {'PASS' if failures == 0 else f'{failures} mismatches'}")
     return 1 if failures else 0
 

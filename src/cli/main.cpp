@@ -64,6 +64,9 @@ void add_train_command(CLI::App& app) {
 #undef CONVKIT_FIELD
   fields.emplace_back(cmd->add_flag("--nesterov", o.nesterov, "sgd: Nesterov momentum"),
                       [](train::TrainOptions& t) { t.nesterov = o.nesterov; });
+  fields.emplace_back(cmd->add_flag("--exact", o.exact,
+                                    "LibTorch's kernels only: numbers bit-identical to the Python tutorial (slower)"),
+                      [](train::TrainOptions& t) { t.exact = o.exact; });
   fields.emplace_back(cmd->add_flag("--aug-hflip", o.augmentation.hflip, "Augment: mirror half the training images"),
                       [](train::TrainOptions& t) { t.augmentation.hflip = o.augmentation.hflip; });
   std::string presets;
@@ -117,7 +120,7 @@ void add_eval_command(CLI::App& app) {
   static int64_t batch_size = 64, limit = 0;
   static uint64_t seed = 1234;
   static int threads = 0;
-  static bool json = false;
+  static bool json = false, exact = false;
   CLI::App* cmd = app.add_subcommand("eval", "Test and rotated-test loss/accuracy of a checkpoint");
   cmd->add_option("--checkpoint", checkpoint, "state_dict file (convkit's or Python's torch.save)")->required();
   cmd->add_option("--model", model, "Architecture, when no model.json is beside the checkpoint: " + joined_model_names());
@@ -129,11 +132,13 @@ void add_eval_command(CLI::App& app) {
   cmd->add_option("--threads", threads, "Compute threads (0: all cores)")->capture_default_str()->check(CLI::NonNegativeNumber);
   cmd->add_option("--device", device, "auto|cpu|cuda")->capture_default_str();
   cmd->add_flag("--json", json, "Print one JSON object instead of the tutorial's lines");
+  cmd->add_flag("--exact", exact, "LibTorch's kernels only (bit-identical to Python)");
   cmd->callback([] {
     if (!(rotation >= 0 && rotation <= 180)) throw Error("--rotation must be between 0 and 180 degrees");
     configure_threads(threads);
     const torch::Device dev(resolve_device(device));
     auto loaded = train::load_model(checkpoint, model, data_dir);
+    loaded.model->set_exact(exact);
     loaded.model->to(dev);
     const data::Split test = data::load_split(data_dir, "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", limit);
     torch::manual_seed(seed);

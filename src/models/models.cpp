@@ -1,5 +1,8 @@
 #include "models/models.h"
 
+#include <ATen/Parallel.h>
+
+#include "models/fused.h"
 #include "models/spec.h"
 #include "util/error.h"
 
@@ -7,6 +10,18 @@ namespace convkit::models {
 
 namespace nn = torch::nn;
 namespace F = torch::nn::functional;
+
+torch::Tensor ClassifierImpl::conv_pool_relu(torch::nn::Conv2dImpl& conv, const torch::Tensor& x) const {
+  using Pair = std::array<int64_t, 2>;
+  const auto& o = conv.options;
+  const auto* padding = c10::get_if<torch::ExpandingArray<2>>(&o.padding());
+  const bool plain = *o.stride() == Pair{1, 1} && *o.dilation() == Pair{1, 1} && o.groups() == 1 && padding &&
+                     **padding == Pair{0, 0} && c10::holds_alternative<torch::enumtype::kZeros>(o.padding_mode());
+  if (!exact_ && plain && models::conv_pool_relu_supported(x, conv.weight))
+    return models::conv_pool_relu(x, conv.weight, conv.bias);
+  TORCH_CHECK(!at::in_parallel_region(), "a convolution outside the fused kernel inside a batch shard");
+  return F::relu(F::max_pool2d(conv.forward(x), F::MaxPool2dFuncOptions(2)));
+}
 
 LeNetImpl::LeNetImpl(int64_t output_dim) {
   // Registered in the tutorial's order so the default initialisation consumes the global
@@ -19,8 +34,8 @@ LeNetImpl::LeNetImpl(int64_t output_dim) {
 }
 
 Output LeNetImpl::forward(const torch::Tensor& input) {
-  torch::Tensor x = F::relu(F::max_pool2d(conv1(input), F::MaxPool2dFuncOptions(2)));
-  x = F::relu(F::max_pool2d(conv2(x), F::MaxPool2dFuncOptions(2)));
+  torch::Tensor x = conv_pool_relu(*conv1, input);
+  x = conv_pool_relu(*conv2, x);
   torch::Tensor h = x.view({x.size(0), -1});
   x = F::relu(fc_1(h));
   x = F::relu(fc_2(x));

@@ -3,6 +3,7 @@
 #include <cctype>
 #include <regex>
 
+#include "models/fused.h"
 #include "util/error.h"
 
 namespace convkit::models {
@@ -88,13 +89,25 @@ std::vector<LayerSpec> parse_spec(const std::string& spec) {
   return layers;
 }
 
+bool SpecNetImpl::convolutions_fused() const {
+  return std::all_of(steps_.begin(), steps_.end(),
+                     [](const Step& s) { return s.layer.kind != LayerSpec::Kind::Conv || s.pools_in_conv; });
+}
+
 SpecNetImpl::SpecNetImpl(const std::string& spec, int64_t num_classes) {
   int64_t channels = 1, size = 28, features = 0, n_conv = 0, n_fc = 0, n_drop = 0;
   bool flat = false;
-  for (const LayerSpec& l : parse_spec(spec)) {
-    Step step{l, {}, {}};
+  std::string activation = "relu";
+  const std::vector<LayerSpec> layers = parse_spec(spec);
+  for (size_t i = 0; i < layers.size(); ++i) {
+    const LayerSpec& l = layers[i];
+    Step step{l, false, false, {}, {}};
     switch (l.kind) {
       case LayerSpec::Kind::Conv: {
+        const bool next_is_mp2 = i + 1 < layers.size() && layers[i + 1].kind == LayerSpec::Kind::MaxPool &&
+                                 layers[i + 1].kernel == 2;
+        step.pools_in_conv = next_is_mp2 && l.stride == 1 && l.padding == 0 && !l.batch_norm && activation == "relu" &&
+                             conv_pool_relu_fits(size, size, l.kernel);
         const std::string name = "conv" + std::to_string(++n_conv);
         auto conv = register_module(name, torch::nn::Conv2d(torch::nn::Conv2dOptions(channels, l.out, l.kernel)
                                                                  .stride(l.stride)
@@ -121,8 +134,10 @@ SpecNetImpl::SpecNetImpl(const std::string& spec, int64_t num_classes) {
         break;
       }
       case LayerSpec::Kind::Activation:
+        activation = l.activation;
         break;
     }
+    if (l.kind == LayerSpec::Kind::MaxPool && !steps_.empty() && steps_.back().pools_in_conv) step.part_of_conv = true;
     steps_.push_back(std::move(step));
   }
   if (!flat) features = channels * size * size;
@@ -134,6 +149,12 @@ Output SpecNetImpl::forward(const torch::Tensor& input) {
   std::string activation = "relu";
   for (auto& step : steps_) {
     const LayerSpec& l = step.layer;
+    if (step.part_of_conv) continue;  // done with its convolution
+    if (step.pools_in_conv) {
+      auto conv = std::dynamic_pointer_cast<torch::nn::Conv2dImpl>(step.module.ptr());
+      x = conv_pool_relu(*conv, x);
+      continue;
+    }
     switch (l.kind) {
       case LayerSpec::Kind::Conv:
       case LayerSpec::Kind::Dense:

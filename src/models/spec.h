@@ -37,10 +37,13 @@ class SpecNetImpl : public ClassifierImpl {
  public:
   explicit SpecNetImpl(const std::string& spec, int64_t num_classes = 10);
   Output forward(const torch::Tensor& x) override;
+  bool convolutions_fused() const override;
 
  private:
   struct Step {
     LayerSpec layer;
+    bool pools_in_conv = false;   // conv (ReLU) -> mp2 that the fused kernel can run as one op
+    bool part_of_conv = false;    // the mp2 of such a pair
     torch::nn::AnyModule module;  // empty for activations and pools
     torch::nn::AnyModule norm;    // batch norm, when asked for
   };

@@ -1,6 +1,7 @@
 #include "train/trainer.h"
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Parallel.h>
 
 #include <chrono>
 #include <cmath>
@@ -29,6 +30,44 @@ double seconds_since(Clock::time_point start) {
 torch::Tensor batch_accuracy(const torch::Tensor& logits, const torch::Tensor& y) {
   const torch::Tensor top = logits.argmax(1, /*keepdim=*/true);
   return top.eq(y.view_as(top)).sum().to(torch::kFloat) / y.size(0);
+}
+
+using LossFn = std::function<torch::Tensor(const torch::Tensor& logits, const torch::Tensor& y)>;
+
+// Forward and backward of one batch split into shards over the model and its replicas, one
+// shard per thread. Each shard's loss is weighted by its share of the batch, so the summed
+// gradients are the whole batch's mean. Returns the batch's loss and accuracy.
+std::pair<double, double> sharded_forward_backward(models::ClassifierImpl& model,
+                                                   const std::vector<models::Classifier>& replicas,
+                                                   const torch::Tensor& x, const torch::Tensor& y, const LossFn& loss_of) {
+  const int64_t n = x.size(0);
+  const int64_t shards = std::min<int64_t>(static_cast<int64_t>(replicas.size()) + 1, n);
+  std::vector<double> loss(shards), acc(shards);
+  at::parallel_for(0, shards, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t s = begin; s < end; ++s) {
+      const int64_t lo = n * s / shards, hi = n * (s + 1) / shards;
+      const double share = static_cast<double>(hi - lo) / n;
+      models::ClassifierImpl& net = s == 0 ? model : *replicas[s - 1];
+      const torch::Tensor shard_y = y.slice(0, lo, hi);
+      const torch::Tensor logits = net.forward(x.slice(0, lo, hi)).logits;
+      const torch::Tensor shard_loss = loss_of(logits, shard_y);
+      (shard_loss * share).backward();
+      loss[s] = shard_loss.item<double>() * share;
+      acc[s] = batch_accuracy(logits, shard_y).item<double>() * share;
+    }
+  });
+  const std::vector<torch::Tensor> params = model.parameters();
+  for (int64_t s = 1; s < shards; ++s) {
+    std::vector<torch::Tensor> replica_params = replicas[s - 1]->parameters();
+    for (size_t i = 0; i < params.size(); ++i) {
+      if (!replica_params[i].grad().defined()) continue;
+      params[i].mutable_grad().add_(replica_params[i].grad());
+      replica_params[i].mutable_grad() = torch::Tensor();  // the next backward stores, not adds
+    }
+  }
+  double total_loss = 0, total_acc = 0;
+  for (int64_t s = 0; s < shards; ++s) total_loss += loss[s], total_acc += acc[s];
+  return {total_loss, total_acc};
 }
 
 void print_epoch(std::ostream& out, const EpochRecord& r) {
@@ -154,7 +193,12 @@ EpochStats train_epoch(models::ClassifierImpl& model, torch::optim::Optimizer& o
                        const torch::Tensor& labels, const torch::Tensor& order, int64_t batch_size,
                        const torch::Device& device, const StepSettings& settings, bool progress) {
   const auto loss_options = torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(settings.label_smoothing);
+  const LossFn loss_of = [&](const torch::Tensor& logits, const torch::Tensor& y) {
+    return settings.label_smoothing > 0 ? torch::nn::functional::cross_entropy(logits, y, loss_options)
+                                        : torch::nn::functional::cross_entropy(logits, y);
+  };
   model.train();
+  for (const auto& replica : settings.replicas) replica->train();
   const int64_t n = order.size(0);
   Progress bar("Training", n, progress);
   double loss_sum = 0, acc_sum = 0;
@@ -166,14 +210,20 @@ EpochStats train_epoch(models::ClassifierImpl& model, torch::optim::Optimizer& o
     const torch::Tensor y = labels.index_select(0, idx).to(device);
     if (settings.before_step) settings.before_step(batches);
     optimizer.zero_grad();
-    const torch::Tensor logits = model.forward(x).logits;
-    const torch::Tensor loss = settings.label_smoothing > 0 ? torch::nn::functional::cross_entropy(logits, y, loss_options)
-                                                            : torch::nn::functional::cross_entropy(logits, y);
-    const torch::Tensor acc = batch_accuracy(logits, y);
-    loss.backward();
-    optimizer.step();
-    loss_sum += loss.item<float>();
-    acc_sum += acc.item<float>();
+    if (settings.replicas.empty() || !x.device().is_cpu()) {
+      const torch::Tensor logits = model.forward(x).logits;
+      const torch::Tensor loss = loss_of(logits, y);
+      const torch::Tensor acc = batch_accuracy(logits, y);
+      loss.backward();
+      optimizer.step();
+      loss_sum += loss.item<float>();
+      acc_sum += acc.item<float>();
+    } else {
+      const auto [loss, acc] = sharded_forward_backward(model, settings.replicas, x, y, loss_of);
+      optimizer.step();
+      loss_sum += loss;
+      acc_sum += acc;
+    }
     ++batches;
     bar.advance(idx.size(0));
   }
@@ -199,6 +249,46 @@ EpochStats evaluate(models::ClassifierImpl& model, const torch::Tensor& inputs, 
     bar.advance(end - start);
   }
   return {loss_sum / batches, acc_sum / batches};
+}
+
+torch::Tensor flatten_parameters(torch::nn::Module& model) {
+  std::vector<torch::Tensor> params = model.parameters();
+  int64_t total = 0;
+  for (const auto& p : params) total += p.numel();
+  torch::Tensor values = torch::empty({total}, params.at(0).options().requires_grad(false));
+  torch::Tensor grads = torch::zeros({total}, values.options());
+  int64_t at = 0;
+  for (auto& p : params) {
+    const int64_t n = p.numel();
+    values.narrow(0, at, n).copy_(p.detach().reshape(-1));
+    p.set_data(values.narrow(0, at, n).view(p.sizes()));
+    p.mutable_grad() = grads.narrow(0, at, n).view(p.sizes());  // backward adds into it in place
+    at += n;
+  }
+  values.requires_grad_(true);
+  values.mutable_grad() = grads;
+  return values;
+}
+
+std::vector<models::Classifier> make_replicas(const models::ClassifierImpl& model, const std::string& model_name,
+                                              int64_t num_classes, int64_t count) {
+  if (count < 1 || model.exact() || !model.convolutions_fused()) return {};
+  for (const auto& module : model.modules()) {
+    const std::string kind = module->name();
+    if (kind.find("BatchNorm") != std::string::npos || kind.find("Dropout") != std::string::npos) return {};
+  }
+  at::Generator generator = at::detail::getDefaultCPUGenerator();
+  const c10::intrusive_ptr<c10::TensorImpl> state = generator.get_state().getIntrusivePtr();
+  const auto shared = model.named_parameters();
+  std::vector<models::Classifier> replicas;
+  for (int64_t i = 0; i < count; ++i) {
+    models::Classifier replica = models::make_model(model_name, num_classes);
+    replica->set_exact(model.exact());
+    for (auto& p : replica->named_parameters()) p.value().set_data(shared[p.key()]);
+    replicas.push_back(replica);
+  }
+  generator.set_state(at::Tensor(state));
+  return replicas;
 }
 
 void draw_loader_base_seed() { torch::empty({}, torch::kInt64).random_(); }
@@ -236,6 +326,7 @@ void apply_settings(TrainOptions& o, const nlohmann::json& j, const std::string&
       else if (key == "gamma") o.gamma = v.get<double>();
       else if (key == "label_smoothing") o.label_smoothing = v.get<double>();
       else if (key == "patience") o.patience = v.get<int64_t>();
+      else if (key == "exact") o.exact = v.get<bool>();
       else if (key == "aug_rotate") o.augmentation.rotate_degrees = v.get<double>();
       else if (key == "aug_translate") o.augmentation.translate = v.get<int64_t>();
       else if (key == "aug_hflip") o.augmentation.hflip = v.get<bool>();
@@ -287,7 +378,8 @@ nlohmann::json run_settings_json(const TrainOptions& o, int threads) {
           {"aug_rotate", o.augmentation.rotate_degrees},
           {"aug_translate", o.augmentation.translate},
           {"aug_hflip", o.augmentation.hflip},
-          {"test", o.test}};
+          {"test", o.test},
+          {"exact", o.exact}};
 }
 
 // Everything needed to continue after a completed epoch: weights, Adam's moments and step
@@ -307,7 +399,6 @@ void save_resume_point(const std::filesystem::path& file, torch::nn::Module& mod
   archive.write("optimizer", optimizer_archive);
   at::Generator generator = at::detail::getDefaultCPUGenerator();
   {
-    std::lock_guard<std::mutex> lock(generator.mutex());
     archive.write("rng_state", generator.get_state());
   }
   archive.write("completed_epochs", torch::tensor(point.completed_epochs));
@@ -316,14 +407,26 @@ void save_resume_point(const std::filesystem::path& file, torch::nn::Module& mod
   write_atomically_via(file, [&](const std::filesystem::path& tmp) { archive.save_to(tmp.string()); });
 }
 
-ResumePoint load_resume_point(const std::filesystem::path& file, torch::nn::Module& model,
-                              torch::optim::Optimizer& optimizer) {
+// The resume point's weights. Module::load gives each parameter new storage, so this comes
+// before flatten_parameters ties the parameters to the optimiser's flat buffer.
+void load_resume_weights(const std::filesystem::path& file, torch::nn::Module& model) {
   if (!std::filesystem::exists(file)) throw file_error(file.string(), "missing: the run has no completed epoch to resume from");
   try {
-    torch::serialize::InputArchive archive, model_archive, optimizer_archive;
+    torch::serialize::InputArchive archive, model_archive;
     archive.load_from(file.string());
     archive.read("model", model_archive);
     model.load(model_archive);
+  } catch (const c10::Error& e) {
+    const std::string what = e.what_without_backtrace();
+    throw file_error(file.string(), "corrupt resume state (" + what.substr(0, what.find('\n')) + ")");
+  }
+}
+
+// The rest of the resume point: the optimiser's state, the generator, the bookkeeping.
+ResumePoint load_resume_point(const std::filesystem::path& file, torch::optim::Optimizer& optimizer) {
+  try {
+    torch::serialize::InputArchive archive, optimizer_archive;
+    archive.load_from(file.string());
     archive.read("optimizer", optimizer_archive);
     optimizer.load(optimizer_archive);
     torch::Tensor rng, epochs, best_loss, best_epoch;
@@ -333,7 +436,6 @@ ResumePoint load_resume_point(const std::filesystem::path& file, torch::nn::Modu
     archive.read("best_epoch", best_epoch);
     at::Generator generator = at::detail::getDefaultCPUGenerator();
     {
-      std::lock_guard<std::mutex> lock(generator.mutex());
       generator.set_state(rng);
     }
     return {epochs.item<int64_t>(), best_loss.item<double>(), best_epoch.item<int64_t>()};
@@ -395,11 +497,20 @@ RunResult run_training(const TrainOptions& options, std::ostream& out) {
       << "Number of testing examples: " << mnist.test.images.size(0) << "\n";
 
   models::Classifier model = models::make_model(options.model, data::kNumClasses);
+  model->set_exact(options.exact);
   model->to(device);
-  out << strprintf("Model: %s (%lld parameters) | device %s | %d threads\n", options.model.c_str(),
-                   static_cast<long long>(models::count_parameters(*model)), device.str().c_str(), threads)
+  const std::filesystem::path checkpoint = out_dir / "model.pt";
+  const std::filesystem::path resume_file = out_dir / "resume.pt";
+  if (options.resume) load_resume_weights(resume_file, *model);
+  out << strprintf("Model: %s (%lld parameters) | device %s | %d threads | %s kernels\n", options.model.c_str(),
+                   static_cast<long long>(models::count_parameters(*model)), device.str().c_str(), threads,
+                   options.exact ? "exact" : "fused")
       << std::flush;
-  const std::unique_ptr<torch::optim::Optimizer> optimizer_ptr = make_optimizer(options, model->parameters());
+  // Outside exact mode the optimiser sees one flat tensor; exact mode keeps the tutorial's
+  // per-parameter updates (and its resume.pt layout).
+  const std::vector<torch::Tensor> optimized =
+      options.exact || !device.is_cpu() ? model->parameters() : std::vector<torch::Tensor>{flatten_parameters(*model)};
+  const std::unique_ptr<torch::optim::Optimizer> optimizer_ptr = make_optimizer(options, optimized);
   torch::optim::Optimizer& optimizer = *optimizer_ptr;
   const int64_t steps_per_epoch = (split.train.size(0) + options.batch_size - 1) / options.batch_size;
   StepSettings step_settings;
@@ -407,13 +518,11 @@ RunResult run_training(const TrainOptions& options, std::ostream& out) {
   step_settings.augmentation = options.augmentation;
   step_settings.background = (0.f - norm.mean) / norm.std;
 
-  const std::filesystem::path checkpoint = out_dir / "model.pt";
-  const std::filesystem::path resume_file = out_dir / "resume.pt";
   RunResult result;
   result.out_dir = out_dir;
   ResumePoint point;
   if (options.resume) {
-    point = load_resume_point(resume_file, *model, optimizer);
+    point = load_resume_point(resume_file, optimizer);
     if (point.completed_epochs >= options.epochs) {
       throw Error("--resume: " + out_dir.string() + " already completed " + std::to_string(point.completed_epochs) +
                   " epochs; pass a larger --epochs to train further");
@@ -426,6 +535,9 @@ RunResult run_training(const TrainOptions& options, std::ostream& out) {
   }
   write_file_atomically(out_dir / "run.json", run_settings_json(options, threads).dump(2) + "\n");
 
+  // After the resume point is loaded: the replicas share the parameters as they are now.
+  if (!options.exact && device.is_cpu() && threads > 1)
+    step_settings.replicas = make_replicas(*model, options.model, data::kNumClasses, threads - 1);
   for (int64_t epoch = point.completed_epochs + 1; epoch <= options.epochs; ++epoch) {
     const auto epoch_start = Clock::now();
     draw_loader_base_seed();

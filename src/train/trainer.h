@@ -34,6 +34,7 @@ struct TrainOptions {
   bool resume = false;     // continue the run in out_dir from its last completed epoch
   bool report = true;      // figures/ and report.html after the test
   bool test = true;        // evaluate the test sets (sweeps select on validation only)
+  bool exact = false;      // LibTorch's kernels only: bit-identical to the Python tutorial, slower
 
   // Beyond the tutorial (the defaults keep it exact).
   std::string optimizer = "adam";  // adam | adamw | sgd | rmsprop
@@ -67,7 +68,23 @@ struct StepSettings {
   data::Augmentation augmentation;
   float background = 0;                            // normalised black, for augmentation fill
   std::function<void(int64_t batch)> before_step;  // e.g. a per-step learning-rate schedule
+  std::vector<models::Classifier> replicas;        // see make_replicas; empty: the whole batch on one network
 };
+
+// Copies of `model` that share its parameters' storage (each with its own gradients), for
+// splitting every training batch into one shard per thread: LeNet's small layers do not
+// scale over threads inside one op, but whole shards do. `count` replicas (threads - 1); none
+// in exact mode, when a convolution is not fused (models.h) or when the network has batch
+// norm or dropout (their results would depend on the split or on the order threads draw
+// random numbers). Building them leaves the global generator as it was.
+// Moves every parameter of `model` into views of one contiguous buffer, and its gradient into
+// views of another, so that an optimiser updates one tensor: ~10 element-wise ops per step
+// instead of ~10 per parameter. Returns the buffer, a leaf whose grad() is the gradient buffer;
+// optimise it in place of model.parameters(). The numbers do not change (element-wise updates).
+torch::Tensor flatten_parameters(torch::nn::Module& model);
+
+std::vector<models::Classifier> make_replicas(const models::ClassifierImpl& model, const std::string& model_name,
+                                              int64_t num_classes, int64_t count);
 
 // One pass over `order` (indices into `inputs`) in batches, with optimiser steps.
 EpochStats train_epoch(models::ClassifierImpl& model, torch::optim::Optimizer& optimizer,

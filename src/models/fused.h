@@ -1,0 +1,29 @@
+// LeNet's hot block, relu(max_pool2d(conv2d(x, weight, bias), 2)), as one autograd op.
+//
+// Why: at LeNet's shapes (1-16 channels, 5x5 kernels, 28x28 images) LibTorch spends most of a
+// training step in per-op overhead and in oneDNN's small-channel convolution (1 input channel
+// runs at ~2 GFLOP/s). One pass that convolves only the rows the pooling reads, keeps the
+// pooling winner as one byte, and back-propagates only through the winners that passed the
+// ReLU does the same maths in a fraction of the time.
+//
+// Results agree with the LibTorch ops to float rounding (tests/test_models.cpp), not bit for
+// bit: --exact keeps LibTorch's own kernels for bit-identical parity with the Python tutorial.
+// Deterministic for a given machine, independent of the thread count.
+#pragma once
+
+#include <torch/torch.h>
+
+namespace convkit::models {
+
+// True when conv_pool_relu handles a square kernel of this size (stride 1, no padding) over
+// images of this size: a conv output of at least 2x2, kernels up to 8.
+bool conv_pool_relu_fits(int64_t height, int64_t width, int64_t kernel);
+
+// The same for these operands, which must also be CPU float32 NCHW.
+bool conv_pool_relu_supported(const torch::Tensor& input, const torch::Tensor& weight);
+
+// relu(max_pool2d(conv2d(input, weight, bias), 2)), differentiable in all three operands.
+// Odd conv output sizes drop the last row/column, as max_pool2d does.
+torch::Tensor conv_pool_relu(const torch::Tensor& input, const torch::Tensor& weight, const torch::Tensor& bias);
+
+}  // namespace convkit::models

@@ -1,0 +1,206 @@
+// The fused conv+pool+ReLU kernel against the LibTorch ops it replaces, and the fast training
+// path built on it (flat parameters, batch shards over threads) against the plain one.
+#include <gtest/gtest.h>
+
+#include "models/fused.h"
+#include "models/models.h"
+#include "models/spec.h"
+#include "train/trainer.h"
+
+using namespace convkit;
+namespace F = torch::nn::functional;
+
+namespace {
+
+torch::Tensor reference(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b) {
+  return torch::relu(F::max_pool2d(F::conv2d(x, w, F::Conv2dFuncOptions().bias(b)), F::MaxPool2dFuncOptions(2)));
+}
+
+// Largest |a - b| relative to b's scale (at least 1): sums of hundreds of products carry the
+// rounding of their magnitude, not of the result.
+double relative_error(const torch::Tensor& a, const torch::Tensor& b) {
+  const double scale = std::max(1.0, b.abs().max().item<double>());
+  return (a.to(torch::kDouble) - b.to(torch::kDouble)).abs().max().item<double>() / scale;
+}
+
+struct Shape {
+  int64_t n, c, h, w, o, k;
+};
+
+// Forward and all three gradients of the fused kernel (float) against LibTorch in float64.
+void expect_matches_libtorch(const Shape& s, const torch::Tensor& input, const torch::Tensor& weight,
+                             const torch::Tensor& bias) {
+  SCOPED_TRACE("shape n" + std::to_string(s.n) + " c" + std::to_string(s.c) + " " + std::to_string(s.h) + "x" +
+               std::to_string(s.w) + " o" + std::to_string(s.o) + " k" + std::to_string(s.k));
+  ASSERT_TRUE(models::conv_pool_relu_supported(input, weight));
+  const auto x = input.clone().requires_grad_(), w = weight.clone().requires_grad_(), b = bias.clone().requires_grad_();
+  const auto xd = input.to(torch::kDouble).requires_grad_(), wd = weight.to(torch::kDouble).requires_grad_(),
+             bd = bias.to(torch::kDouble).requires_grad_();
+  const torch::Tensor fused = models::conv_pool_relu(x, w, b);
+  const torch::Tensor ref = reference(xd, wd, bd);
+  ASSERT_EQ(fused.sizes(), ref.sizes());
+  EXPECT_LE(relative_error(fused, ref), 1e-5);
+
+  const torch::Tensor grad_out = torch::randn(ref.sizes(), torch::kDouble);
+  const auto got = torch::autograd::grad({fused}, {x, w, b}, {grad_out.to(torch::kFloat)});
+  const auto want = torch::autograd::grad({ref}, {xd, wd, bd}, {grad_out});
+  EXPECT_LE(relative_error(got[0], want[0]), 1e-5) << "input gradient";
+  EXPECT_LE(relative_error(got[1], want[1]), 1e-5) << "weight gradient";
+  EXPECT_LE(relative_error(got[2], want[2]), 1e-5) << "bias gradient";
+}
+
+}  // namespace
+
+TEST(FusedConvPoolRelu, MatchesLibTorchOnLeNetAndOddShapes) {
+  torch::manual_seed(7);
+  const std::vector<Shape> shapes = {
+      {16, 1, 28, 28, 6, 5},   // LeNet conv1 (24-wide rows: three vectors)
+      {16, 6, 12, 12, 16, 5},  // LeNet conv2 (8-wide rows: one vector)
+      {3, 2, 11, 13, 5, 3},    // odd conv output 9x11: the last row and column are dropped
+      {2, 3, 9, 9, 4, 4},      // even kernel, 6-wide rows: the scalar path
+      {5, 2, 20, 20, 3, 5},    // 16-wide rows, output channels not a multiple of the block
+      {2, 1, 36, 36, 7, 5},    // 32-wide rows
+      {2, 2, 12, 12, 3, 8},    // the largest kernel
+      {1, 1, 3, 3, 1, 2},      // a 2x2 conv output, one pooled value
+      {9, 1, 28, 28, 1, 1},    // 1x1 kernel
+  };
+  for (const Shape& s : shapes) {
+    expect_matches_libtorch(s, torch::randn({s.n, s.c, s.h, s.w}), torch::randn({s.o, s.c, s.k, s.k}) * 0.3,
+                            torch::randn({s.o}) * 0.1);
+  }
+}
+
+TEST(FusedConvPoolRelu, TiesGoToTheFirstMaximumAndReluStopsGradients) {
+  // A zero image: every conv output equals its bias, so each window is a four-way tie. max_pool2d
+  // sends the gradient to the first element; a negative bias fails the ReLU and sends nothing.
+  const Shape s{4, 2, 10, 10, 3, 3};
+  expect_matches_libtorch(s, torch::zeros({s.n, s.c, s.h, s.w}), torch::randn({s.o, s.c, s.k, s.k}),
+                          torch::tensor({0.5f, -0.5f, 0.0f}));
+  // Integer-valued images and weights: many exact ties inside windows.
+  torch::manual_seed(3);
+  expect_matches_libtorch(s, torch::randint(0, 2, {s.n, s.c, s.h, s.w}).to(torch::kFloat),
+                          torch::randint(-1, 2, {s.o, s.c, s.k, s.k}).to(torch::kFloat), torch::zeros({s.o}));
+}
+
+TEST(FusedConvPoolRelu, SameNumbersWhateverTheThreadCount) {
+  torch::manual_seed(5);
+  const auto x = torch::randn({37, 6, 12, 12}).requires_grad_();
+  const auto w = (torch::randn({16, 6, 5, 5}) * 0.2).requires_grad_(), b = torch::randn({16}).requires_grad_();
+  const int threads = torch::get_num_threads();
+  std::vector<std::vector<torch::Tensor>> results;
+  for (int t : {1, 2, 3}) {
+    torch::set_num_threads(t);
+    const auto y = models::conv_pool_relu(x, w, b);
+    auto grads = torch::autograd::grad({y.square().sum()}, {x, w, b});
+    grads.push_back(y.detach());
+    results.push_back(grads);
+  }
+  torch::set_num_threads(threads);
+  for (size_t r = 1; r < results.size(); ++r)
+    for (size_t i = 0; i < results[0].size(); ++i) EXPECT_TRUE(results[r][i].equal(results[0][i])) << r << " " << i;
+}
+
+TEST(FusedConvPoolRelu, UnsupportedOperandsAreRefused) {
+  EXPECT_FALSE(models::conv_pool_relu_supported(torch::randn({1, 1, 28, 28}), torch::randn({6, 1, 9, 9})));  // k > 8
+  EXPECT_FALSE(models::conv_pool_relu_supported(torch::randn({1, 2, 28, 28}), torch::randn({6, 1, 5, 5})));  // channels
+  EXPECT_FALSE(models::conv_pool_relu_supported(torch::randn({1, 1, 5, 5}), torch::randn({6, 1, 5, 5})));    // 1x1 output
+  EXPECT_FALSE(models::conv_pool_relu_supported(torch::randn({1, 1, 28, 28}, torch::kDouble), torch::randn({6, 1, 5, 5})));
+  EXPECT_THROW(models::conv_pool_relu(torch::randn({1, 2, 28, 28}), torch::randn({6, 1, 5, 5}), torch::randn({6})),
+               c10::Error);
+}
+
+TEST(FusedModels, LeNetAndSpecsAgreeWithTheirExactMode) {
+  for (const std::string name : {"lenet", "c6k5-mp2-c16k5-mp2-fc120-fc84", "c8k3-mp2-c12k3-mp2-fc32"}) {
+    SCOPED_TRACE(name);
+    torch::manual_seed(11);
+    auto model = models::make_model(name);
+    const torch::Tensor x = torch::randn({8, 1, 28, 28});
+    const torch::Tensor y = torch::randint(0, 10, {8}, torch::kLong);
+    std::vector<torch::Tensor> logits, grads;
+    for (bool exact : {true, false}) {
+      model->set_exact(exact);
+      model->zero_grad();
+      const torch::Tensor out = model->forward(x).logits;
+      F::cross_entropy(out, y).backward();
+      logits.push_back(out.detach());
+      for (const auto& p : model->parameters()) grads.push_back(p.grad().clone());
+    }
+    EXPECT_LE(relative_error(logits[1], logits[0]), 1e-5);
+    const size_t n = grads.size() / 2;
+    for (size_t i = 0; i < n; ++i) EXPECT_LE(relative_error(grads[n + i], grads[i]), 1e-5) << "parameter " << i;
+  }
+}
+
+TEST(FusedModels, SpecsSayWhetherEveryConvolutionIsFused) {
+  EXPECT_TRUE(models::make_model("lenet")->convolutions_fused());
+  EXPECT_TRUE(models::make_model("mlp")->convolutions_fused());
+  EXPECT_TRUE(models::make_model("c6k5-mp2-c16k5-mp2-fc120")->convolutions_fused());
+  EXPECT_FALSE(models::make_model("c6k5bn-mp2-fc120")->convolutions_fused());     // batch norm between
+  EXPECT_FALSE(models::make_model("c6k5-ap2-fc120")->convolutions_fused());       // average pooling
+  EXPECT_FALSE(models::make_model("tanh-c6k5-mp2-fc120")->convolutions_fused());  // not a ReLU
+  EXPECT_FALSE(models::make_model("c6k3p1-mp2-fc120")->convolutions_fused());     // padding
+  EXPECT_FALSE(models::make_model("c6k9-mp2-fc120")->convolutions_fused());       // kernel too large
+}
+
+TEST(FastTraining, FlatParametersUpdateExactlyLikeSeparateOnes) {
+  torch::manual_seed(1);
+  auto separate = models::make_model("lenet");
+  torch::manual_seed(1);
+  auto flat_model = models::make_model("lenet");
+  const torch::Tensor flat = train::flatten_parameters(*flat_model);
+  EXPECT_EQ(flat.numel(), models::count_parameters(*flat_model));
+  torch::optim::Adam a(separate->parameters(), torch::optim::AdamOptions(1e-2));
+  torch::optim::Adam b({flat}, torch::optim::AdamOptions(1e-2));
+  separate->set_exact(true);  // the same forward on both sides: only the optimiser differs
+  flat_model->set_exact(true);
+  for (int step = 0; step < 3; ++step) {
+    const torch::Tensor x = torch::randn({4, 1, 28, 28});
+    a.zero_grad();
+    b.zero_grad();
+    separate->forward(x).logits.square().sum().backward();
+    flat_model->forward(x).logits.square().sum().backward();
+    a.step();
+    b.step();
+  }
+  const auto p = separate->parameters(), q = flat_model->parameters();
+  for (size_t i = 0; i < p.size(); ++i) EXPECT_TRUE(p[i].equal(q[i])) << i;
+  EXPECT_TRUE(q[0].is_alias_of(flat));  // still views of the buffer the optimiser updates
+}
+
+TEST(FastTraining, BatchShardsGiveTheWholeBatchGradient) {
+  // One SGD step with lr 1 moves each parameter by minus its gradient: with and without shards
+  // the step must agree to float rounding.
+  const torch::Tensor x = torch::randn({64, 1, 28, 28}), y = torch::randint(0, 10, {64}, torch::kLong);
+  const torch::Tensor order = torch::arange(64);
+  std::vector<std::vector<torch::Tensor>> after;
+  for (int64_t replicas : {0, 1, 3}) {
+    torch::manual_seed(2);
+    auto model = models::make_model("lenet");
+    const torch::Tensor flat = train::flatten_parameters(*model);
+    train::StepSettings settings;
+    settings.replicas = train::make_replicas(*model, "lenet", 10, replicas);
+    ASSERT_EQ(static_cast<int64_t>(settings.replicas.size()), replicas);
+    const torch::Tensor next_draw = torch::randn({3});
+    torch::manual_seed(2);
+    models::make_model("lenet");
+    EXPECT_TRUE(next_draw.equal(torch::randn({3}))) << "replicas must leave the global generator alone";
+    torch::optim::SGD sgd({flat}, torch::optim::SGDOptions(1.0));
+    const auto stats = train::train_epoch(*model, sgd, x, y, order, 64, torch::kCPU, settings);
+    EXPECT_GT(stats.loss, 0);
+    std::vector<torch::Tensor> params;
+    for (const auto& p : model->parameters()) params.push_back(p.detach().clone());
+    after.push_back(params);
+  }
+  for (size_t r = 1; r < after.size(); ++r)
+    for (size_t i = 0; i < after[0].size(); ++i) EXPECT_LE(relative_error(after[r][i], after[0][i]), 1e-6) << r << " " << i;
+}
+
+TEST(FastTraining, NoShardsWhereTheyWouldChangeTheMaths) {
+  auto bn = models::make_model("lenet-bn");
+  EXPECT_TRUE(train::make_replicas(*bn, "lenet-bn", 10, 1).empty());
+  auto exact = models::make_model("lenet");
+  exact->set_exact(true);
+  EXPECT_TRUE(train::make_replicas(*exact, "lenet", 10, 1).empty());
+  auto padded = models::make_model("c6k3p1-mp2-fc32");
+  EXPECT_TRUE(train::make_replicas(*padded, "c6k3p1-mp2-fc32", 10, 1).empty());
+}
