@@ -185,6 +185,14 @@ TEST(Cli, ResumeEndsWhereAnUninterruptedRunEnds) {
   expect_one_line_error(run_convkit("train --resume " + (dir / "split").string()), "already completed 3 epochs");
   expect_one_line_error(run_convkit("train --resume " + (dir / "split").string() + " --lr 0.1 --epochs 4"), "--lr");
   expect_one_line_error(run_convkit("train --resume " + (dir / "nothing").string()), "not a convkit run directory");
+
+  // A damaged or missing resume state names the file.
+  write_file_atomically(dir / "split" / "resume.pt", "not an archive");
+  expect_one_line_error(run_convkit("train --resume " + (dir / "split").string() + " --epochs 4"),
+                        "resume.pt: corrupt resume state");
+  std::filesystem::remove(dir / "split" / "resume.pt");
+  expect_one_line_error(run_convkit("train --resume " + (dir / "split").string() + " --epochs 4"),
+                        "resume.pt: missing");
 }
 
 TEST(Cli, EvalReproducesTheTrainedTestNumbers) {

@@ -407,26 +407,34 @@ void save_resume_point(const std::filesystem::path& file, torch::nn::Module& mod
   write_atomically_via(file, [&](const std::filesystem::path& tmp) { archive.save_to(tmp.string()); });
 }
 
-// The resume point's weights. Module::load gives each parameter new storage, so this comes
-// before flatten_parameters ties the parameters to the optimiser's flat buffer.
-void load_resume_weights(const std::filesystem::path& file, torch::nn::Module& model) {
+// Runs `read` on RUN_DIR/resume.pt; LibTorch's errors become one line naming the file.
+template <class Read>
+auto read_resume_archive(const std::filesystem::path& file, Read read) {
   if (!std::filesystem::exists(file)) throw file_error(file.string(), "missing: the run has no completed epoch to resume from");
   try {
-    torch::serialize::InputArchive archive, model_archive;
+    torch::serialize::InputArchive archive;
     archive.load_from(file.string());
-    archive.read("model", model_archive);
-    model.load(model_archive);
+    return read(archive);
   } catch (const c10::Error& e) {
     const std::string what = e.what_without_backtrace();
     throw file_error(file.string(), "corrupt resume state (" + what.substr(0, what.find('\n')) + ")");
   }
 }
 
+// The resume point's weights. Module::load gives each parameter new storage, so this comes
+// before flatten_parameters ties the parameters to the optimiser's flat buffer.
+void load_resume_weights(const std::filesystem::path& file, torch::nn::Module& model) {
+  read_resume_archive(file, [&](torch::serialize::InputArchive& archive) {
+    torch::serialize::InputArchive model_archive;
+    archive.read("model", model_archive);
+    model.load(model_archive);
+  });
+}
+
 // The rest of the resume point: the optimiser's state, the generator, the bookkeeping.
 ResumePoint load_resume_point(const std::filesystem::path& file, torch::optim::Optimizer& optimizer) {
-  try {
-    torch::serialize::InputArchive archive, optimizer_archive;
-    archive.load_from(file.string());
+  return read_resume_archive(file, [&](torch::serialize::InputArchive& archive) {
+    torch::serialize::InputArchive optimizer_archive;
     archive.read("optimizer", optimizer_archive);
     optimizer.load(optimizer_archive);
     torch::Tensor rng, epochs, best_loss, best_epoch;
@@ -435,14 +443,9 @@ ResumePoint load_resume_point(const std::filesystem::path& file, torch::optim::O
     archive.read("best_valid_loss", best_loss);
     archive.read("best_epoch", best_epoch);
     at::Generator generator = at::detail::getDefaultCPUGenerator();
-    {
-      generator.set_state(rng);
-    }
-    return {epochs.item<int64_t>(), best_loss.item<double>(), best_epoch.item<int64_t>()};
-  } catch (const c10::Error& e) {
-    const std::string what = e.what_without_backtrace();
-    throw file_error(file.string(), "corrupt resume state (" + what.substr(0, what.find('\n')) + ")");
-  }
+    generator.set_state(rng);
+    return ResumePoint{epochs.item<int64_t>(), best_loss.item<double>(), best_epoch.item<int64_t>()};
+  });
 }
 
 std::vector<EpochRecord> read_history(const std::filesystem::path& file, int64_t epochs) {
