@@ -23,15 +23,14 @@ struct Data {
   data::Normalization norm;
 };
 
-// What `convkit train` sets up for a network: its kernels, one flat parameter buffer for the
-// optimiser and the batch shards over the threads. Returns the tensors to optimise.
+// What `convkit train` sets up for a network: its kernels, and outside exact mode one flat
+// parameter buffer and the batch shards over the threads. Returns the tensors to optimise.
 std::vector<torch::Tensor> prepare(models::ClassifierImpl& model, const std::string& model_name, bool exact,
                                    train::StepSettings& settings) {
   model.set_exact(exact);
-  if (exact) return model.parameters();
-  const torch::Tensor flat = train::flatten_parameters(model);
-  settings.replicas = train::make_replicas(model, model_name, 10, torch::get_num_threads() - 1);
-  return {flat};
+  train::FastPath fast = train::prepare_fast_path(model, model_name, 10, torch::get_num_threads(), torch::kCPU);
+  settings.replicas = fast.replicas;
+  return fast.parameters;
 }
 
 // One training epoch over the tutorial's 54,000 images: seconds of the training pass alone.

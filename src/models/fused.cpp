@@ -145,7 +145,7 @@ CONVKIT_INLINE void forward_row_scalar(const float* in, const float* weight, flo
 template <int kVectors>
 CONVKIT_INLINE void forward_image(const float* in, const float* weight, const float* bias, const Geometry& g,
                                   float* out, uint8_t* winners) {
-  constexpr int kOutputs = kVectors == 0 ? 1 : kVectors >= 3 ? 2 : 4;  // 8-12 accumulators: fits 16 registers
+  constexpr int kOutputs = kVectors == 0 ? 1 : kVectors >= 3 ? 2 : 4;  // 8-16 accumulators
   int64_t o = 0;
   for (; kVectors > 0 && o + kOutputs <= g.outputs; o += kOutputs)
     for (int64_t p = 0; p < g.pooled_h; ++p)
@@ -294,9 +294,21 @@ class ConvPoolRelu : public torch::autograd::Function<ConvPoolRelu> {
 
 }  // namespace
 
-bool conv_pool_relu_fits(int64_t height, int64_t width, int64_t kernel) {
+namespace {
+
+bool shape_fits(int64_t height, int64_t width, int64_t kernel) {
   return kernel >= 1 && kernel <= kLanes && height - kernel + 1 >= 2 && width - kernel + 1 >= 2 &&
          width - kernel + 1 <= kMaxRow;
+}
+
+}  // namespace
+
+bool conv_pool_relu_fits(const torch::nn::detail::ConvNdOptions<2>& conv, int64_t height, int64_t width) {
+  using Pair = std::array<int64_t, 2>;
+  const auto* padding = c10::get_if<torch::ExpandingArray<2>>(&conv.padding());
+  const auto kernel = *conv.kernel_size();
+  return *conv.stride() == Pair{1, 1} && *conv.dilation() == Pair{1, 1} && conv.groups() == 1 && padding &&
+         **padding == Pair{0, 0} && kernel[0] == kernel[1] && shape_fits(height, width, kernel[0]);
 }
 
 bool conv_pool_relu_supported(const Tensor& input, const Tensor& weight) {
@@ -305,7 +317,7 @@ bool conv_pool_relu_supported(const Tensor& input, const Tensor& weight) {
     return false;
   if (input.dim() != 4 || weight.dim() != 4 || weight.size(1) != input.size(1) || weight.size(2) != weight.size(3))
     return false;
-  return conv_pool_relu_fits(input.size(2), input.size(3), weight.size(2));
+  return shape_fits(input.size(2), input.size(3), weight.size(2));
 }
 
 Tensor conv_pool_relu(const Tensor& input, const Tensor& weight, const Tensor& bias) {

@@ -15,9 +15,10 @@
 
 namespace convkit::models {
 
-// True when conv_pool_relu handles a square kernel of this size (stride 1, no padding) over
-// images of this size: a conv output of at least 2x2, kernels up to 8.
-bool conv_pool_relu_fits(int64_t height, int64_t width, int64_t kernel);
+// True when conv_pool_relu can stand for this convolution (then 2x2 max-pool and ReLU) over
+// images of this size: stride 1, no padding, dilation or groups, a square kernel up to 8, a
+// conv output of at least 2x2.
+bool conv_pool_relu_fits(const torch::nn::detail::ConvNdOptions<2>& conv, int64_t height, int64_t width);
 
 // The same for these operands, which must also be CPU float32 NCHW.
 bool conv_pool_relu_supported(const torch::Tensor& input, const torch::Tensor& weight);

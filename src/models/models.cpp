@@ -12,12 +12,8 @@ namespace nn = torch::nn;
 namespace F = torch::nn::functional;
 
 torch::Tensor ClassifierImpl::conv_pool_relu(torch::nn::Conv2dImpl& conv, const torch::Tensor& x) const {
-  using Pair = std::array<int64_t, 2>;
-  const auto& o = conv.options;
-  const auto* padding = c10::get_if<torch::ExpandingArray<2>>(&o.padding());
-  const bool plain = *o.stride() == Pair{1, 1} && *o.dilation() == Pair{1, 1} && o.groups() == 1 && padding &&
-                     **padding == Pair{0, 0} && c10::holds_alternative<torch::enumtype::kZeros>(o.padding_mode());
-  if (!exact_ && plain && models::conv_pool_relu_supported(x, conv.weight))
+  if (!exact_ && x.dim() == 4 && models::conv_pool_relu_fits(conv.options, x.size(2), x.size(3)) &&
+      models::conv_pool_relu_supported(x, conv.weight))
     return models::conv_pool_relu(x, conv.weight, conv.bias);
   TORCH_CHECK(!at::in_parallel_region(), "a convolution outside the fused kernel inside a batch shard");
   return F::relu(F::max_pool2d(conv.forward(x), F::MaxPool2dFuncOptions(2)));

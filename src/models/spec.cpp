@@ -106,12 +106,12 @@ SpecNetImpl::SpecNetImpl(const std::string& spec, int64_t num_classes) {
       case LayerSpec::Kind::Conv: {
         const bool next_is_mp2 = i + 1 < layers.size() && layers[i + 1].kind == LayerSpec::Kind::MaxPool &&
                                  layers[i + 1].kernel == 2;
-        step.pools_in_conv = next_is_mp2 && l.stride == 1 && l.padding == 0 && !l.batch_norm && activation == "relu" &&
-                             conv_pool_relu_fits(size, size, l.kernel);
         const std::string name = "conv" + std::to_string(++n_conv);
         auto conv = register_module(name, torch::nn::Conv2d(torch::nn::Conv2dOptions(channels, l.out, l.kernel)
                                                                  .stride(l.stride)
                                                                  .padding(l.padding)));
+        step.pools_in_conv =
+            next_is_mp2 && !l.batch_norm && activation == "relu" && conv_pool_relu_fits(conv->options, size, size);
         step.module = torch::nn::AnyModule(conv);
         if (l.batch_norm) step.norm = torch::nn::AnyModule(register_module("bn_" + name, torch::nn::BatchNorm2d(l.out)));
         channels = l.out;
@@ -151,8 +151,7 @@ Output SpecNetImpl::forward(const torch::Tensor& input) {
     const LayerSpec& l = step.layer;
     if (step.part_of_conv) continue;  // done with its convolution
     if (step.pools_in_conv) {
-      auto conv = std::dynamic_pointer_cast<torch::nn::Conv2dImpl>(step.module.ptr());
-      x = conv_pool_relu(*conv, x);
+      x = conv_pool_relu(step.module.get<torch::nn::Conv2dImpl>(), x);
       continue;
     }
     switch (l.kind) {

@@ -32,11 +32,26 @@ torch::Tensor batch_accuracy(const torch::Tensor& logits, const torch::Tensor& y
   return top.eq(y.view_as(top)).sum().to(torch::kFloat) / y.size(0);
 }
 
+// The global generator's state, read and written under its lock (not held while anything
+// draws from it).
+torch::Tensor global_generator_state() {
+  at::Generator generator = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(generator.mutex());
+  return generator.get_state();
+}
+
+void set_global_generator_state(const torch::Tensor& state) {
+  at::Generator generator = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(generator.mutex());
+  generator.set_state(state);
+}
+
 using LossFn = std::function<torch::Tensor(const torch::Tensor& logits, const torch::Tensor& y)>;
 
 // Forward and backward of one batch split into shards over the model and its replicas, one
 // shard per thread. Each shard's loss is weighted by its share of the batch, so the summed
-// gradients are the whole batch's mean. Returns the batch's loss and accuracy.
+// gradients are the whole batch's mean. Returns the batch's loss and accuracy. Without
+// replicas this is the tutorial's plain step, to the bit (the weight is 1.0).
 std::pair<double, double> sharded_forward_backward(models::ClassifierImpl& model,
                                                    const std::vector<models::Classifier>& replicas,
                                                    const torch::Tensor& x, const torch::Tensor& y, const LossFn& loss_of) {
@@ -210,20 +225,10 @@ EpochStats train_epoch(models::ClassifierImpl& model, torch::optim::Optimizer& o
     const torch::Tensor y = labels.index_select(0, idx).to(device);
     if (settings.before_step) settings.before_step(batches);
     optimizer.zero_grad();
-    if (settings.replicas.empty() || !x.device().is_cpu()) {
-      const torch::Tensor logits = model.forward(x).logits;
-      const torch::Tensor loss = loss_of(logits, y);
-      const torch::Tensor acc = batch_accuracy(logits, y);
-      loss.backward();
-      optimizer.step();
-      loss_sum += loss.item<float>();
-      acc_sum += acc.item<float>();
-    } else {
-      const auto [loss, acc] = sharded_forward_backward(model, settings.replicas, x, y, loss_of);
-      optimizer.step();
-      loss_sum += loss;
-      acc_sum += acc;
-    }
+    const auto [loss, acc] = sharded_forward_backward(model, settings.replicas, x, y, loss_of);
+    optimizer.step();
+    loss_sum += loss;
+    acc_sum += acc;
     ++batches;
     bar.advance(idx.size(0));
   }
@@ -277,8 +282,7 @@ std::vector<models::Classifier> make_replicas(const models::ClassifierImpl& mode
     const std::string kind = module->name();
     if (kind.find("BatchNorm") != std::string::npos || kind.find("Dropout") != std::string::npos) return {};
   }
-  at::Generator generator = at::detail::getDefaultCPUGenerator();
-  const c10::intrusive_ptr<c10::TensorImpl> state = generator.get_state().getIntrusivePtr();
+  const torch::Tensor state = global_generator_state();
   const auto shared = model.named_parameters();
   std::vector<models::Classifier> replicas;
   for (int64_t i = 0; i < count; ++i) {
@@ -287,8 +291,16 @@ std::vector<models::Classifier> make_replicas(const models::ClassifierImpl& mode
     for (auto& p : replica->named_parameters()) p.value().set_data(shared[p.key()]);
     replicas.push_back(replica);
   }
-  generator.set_state(at::Tensor(state));
+  set_global_generator_state(state);
   return replicas;
+}
+
+FastPath prepare_fast_path(models::ClassifierImpl& model, const std::string& model_name, int64_t num_classes,
+                           int threads, const torch::Device& device) {
+  if (model.exact() || !device.is_cpu()) return {model.parameters(), {}};
+  FastPath fast{{flatten_parameters(model)}, {}};
+  fast.replicas = make_replicas(model, model_name, num_classes, threads - 1);
+  return fast;
 }
 
 void draw_loader_base_seed() { torch::empty({}, torch::kInt64).random_(); }
@@ -397,10 +409,7 @@ void save_resume_point(const std::filesystem::path& file, torch::nn::Module& mod
   optimizer.save(optimizer_archive);
   archive.write("model", model_archive);
   archive.write("optimizer", optimizer_archive);
-  at::Generator generator = at::detail::getDefaultCPUGenerator();
-  {
-    archive.write("rng_state", generator.get_state());
-  }
+  archive.write("rng_state", global_generator_state());
   archive.write("completed_epochs", torch::tensor(point.completed_epochs));
   archive.write("best_valid_loss", torch::tensor(point.best_valid_loss, torch::kDouble));
   archive.write("best_epoch", torch::tensor(point.best_epoch));
@@ -442,8 +451,7 @@ ResumePoint load_resume_point(const std::filesystem::path& file, torch::optim::O
     archive.read("completed_epochs", epochs);
     archive.read("best_valid_loss", best_loss);
     archive.read("best_epoch", best_epoch);
-    at::Generator generator = at::detail::getDefaultCPUGenerator();
-    generator.set_state(rng);
+    set_global_generator_state(rng);
     return ResumePoint{epochs.item<int64_t>(), best_loss.item<double>(), best_epoch.item<int64_t>()};
   });
 }
@@ -509,11 +517,9 @@ RunResult run_training(const TrainOptions& options, std::ostream& out) {
                    static_cast<long long>(models::count_parameters(*model)), device.str().c_str(), threads,
                    options.exact ? "exact" : "fused")
       << std::flush;
-  // Outside exact mode the optimiser sees one flat tensor; exact mode keeps the tutorial's
-  // per-parameter updates (and its resume.pt layout).
-  const std::vector<torch::Tensor> optimized =
-      options.exact || !device.is_cpu() ? model->parameters() : std::vector<torch::Tensor>{flatten_parameters(*model)};
-  const std::unique_ptr<torch::optim::Optimizer> optimizer_ptr = make_optimizer(options, optimized);
+  // Exact mode keeps the tutorial's per-parameter updates (and its resume.pt layout).
+  const FastPath fast = prepare_fast_path(*model, options.model, data::kNumClasses, threads, device);
+  const std::unique_ptr<torch::optim::Optimizer> optimizer_ptr = make_optimizer(options, fast.parameters);
   torch::optim::Optimizer& optimizer = *optimizer_ptr;
   const int64_t steps_per_epoch = (split.train.size(0) + options.batch_size - 1) / options.batch_size;
   StepSettings step_settings;
@@ -538,9 +544,7 @@ RunResult run_training(const TrainOptions& options, std::ostream& out) {
   }
   write_file_atomically(out_dir / "run.json", run_settings_json(options, threads).dump(2) + "\n");
 
-  // After the resume point is loaded: the replicas share the parameters as they are now.
-  if (!options.exact && device.is_cpu() && threads > 1)
-    step_settings.replicas = make_replicas(*model, options.model, data::kNumClasses, threads - 1);
+  step_settings.replicas = fast.replicas;
   for (int64_t epoch = point.completed_epochs + 1; epoch <= options.epochs; ++epoch) {
     const auto epoch_start = Clock::now();
     draw_loader_base_seed();

@@ -71,20 +71,30 @@ struct StepSettings {
   std::vector<models::Classifier> replicas;        // see make_replicas; empty: the whole batch on one network
 };
 
-// Copies of `model` that share its parameters' storage (each with its own gradients), for
-// splitting every training batch into one shard per thread: LeNet's small layers do not
-// scale over threads inside one op, but whole shards do. `count` replicas (threads - 1); none
-// in exact mode, when a convolution is not fused (models.h) or when the network has batch
-// norm or dropout (their results would depend on the split or on the order threads draw
-// random numbers). Building them leaves the global generator as it was.
 // Moves every parameter of `model` into views of one contiguous buffer, and its gradient into
 // views of another, so that an optimiser updates one tensor: ~10 element-wise ops per step
 // instead of ~10 per parameter. Returns the buffer, a leaf whose grad() is the gradient buffer;
 // optimise it in place of model.parameters(). The numbers do not change (element-wise updates).
 torch::Tensor flatten_parameters(torch::nn::Module& model);
 
+// Copies of `model` that share its parameters' storage (each with its own gradients), for
+// splitting every training batch into one shard per thread: LeNet's small layers do not
+// scale over threads inside one op, but whole shards do. `count` replicas (threads - 1); none
+// in exact mode, when a convolution is not fused (models.h) or when the network has batch
+// norm or dropout (their results would depend on the split or on the order threads draw
+// random numbers). Building them leaves the global generator as it was.
 std::vector<models::Classifier> make_replicas(const models::ClassifierImpl& model, const std::string& model_name,
                                               int64_t num_classes, int64_t count);
+
+// What a training run sets up around its network (after loading any weights into it): in
+// exact mode or off the CPU nothing, the parameters as they are; otherwise the flat parameter
+// buffer and the replicas for `threads` batch shards.
+struct FastPath {
+  std::vector<torch::Tensor> parameters;     // what the optimiser updates
+  std::vector<models::Classifier> replicas;  // for StepSettings::replicas
+};
+FastPath prepare_fast_path(models::ClassifierImpl& model, const std::string& model_name, int64_t num_classes,
+                           int threads, const torch::Device& device);
 
 // One pass over `order` (indices into `inputs`) in batches, with optimiser steps.
 EpochStats train_epoch(models::ClassifierImpl& model, torch::optim::Optimizer& optimizer,
