@@ -4,6 +4,7 @@
 #include "data/transforms.h"
 #include "models/models.h"
 #include "models/spec.h"
+#include "train/optimizer.h"
 #include "train/sweep.h"
 #include "train/trainer.h"
 #include "util/error.h"

@@ -182,6 +182,19 @@ TEST(Dataset, RandomSplitIsSeededPartition) {
   EXPECT_FALSE(data::random_split(1000).train.equal(a.train));
 }
 
+TEST(Dataset, GatherRowsIsIndexSelect) {
+  const torch::Tensor images = torch::randn({50, 1, 28, 28});
+  const torch::Tensor labels = torch::randint(0, 10, {50}, torch::kLong);
+  const torch::Tensor index = torch::tensor({49, 0, 7, 7, 13}, torch::kLong);
+  EXPECT_TRUE(data::gather_rows(images, index).equal(images.index_select(0, index)));
+  EXPECT_TRUE(data::gather_rows(labels, index).equal(labels.index_select(0, index)));
+  EXPECT_TRUE(data::gather_rows(labels, index.slice(0, 1, 3)).equal(labels.index_select(0, index.slice(0, 1, 3))));
+  const torch::Tensor strided = images.transpose(2, 3);  // not contiguous: index_select's path
+  EXPECT_TRUE(data::gather_rows(strided, index).equal(strided.index_select(0, index)));
+  EXPECT_THROW(data::gather_rows(labels, torch::tensor({50}, torch::kLong)), c10::Error);
+  EXPECT_THROW(data::gather_rows(labels, torch::tensor({-1}, torch::kLong)), c10::Error);
+}
+
 TEST(Rotation, ZeroDegreesIsIdentity) {
   const auto x = torch::randint(0, 256, {4, 1, 28, 28}).to(torch::kFloat);
   EXPECT_TRUE(data::rotate(x, torch::zeros({4})).equal(x));

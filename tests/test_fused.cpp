@@ -1,10 +1,14 @@
-// The fused conv+pool+ReLU kernel against the LibTorch ops it replaces, and the fast training
-// path built on it (flat parameters, batch shards over threads) against the plain one.
+// The fused kernels (conv+pool+ReLU, linear+ReLU, Adam's step) against the LibTorch ops they
+// replace, and the fast training path built on them (flat parameters, batch shards over
+// threads) against the plain one.
 #include <gtest/gtest.h>
+
+#include <sstream>
 
 #include "models/fused.h"
 #include "models/models.h"
 #include "models/spec.h"
+#include "train/optimizer.h"
 #include "train/trainer.h"
 
 using namespace convkit;
@@ -109,8 +113,152 @@ TEST(FusedConvPoolRelu, UnsupportedOperandsAreRefused) {
                c10::Error);
 }
 
+TEST(FusedLinear, MatchesLibTorchWithAndWithoutReluAndBias) {
+  torch::manual_seed(13);
+  for (bool relu : {true, false}) {
+    for (bool with_bias : {true, false}) {
+      SCOPED_TRACE(std::string(relu ? "relu" : "linear") + (with_bias ? " with bias" : " without bias"));
+      const torch::Tensor input = torch::randn({7, 33}), weight = torch::randn({5, 33}) * 0.2;
+      const torch::Tensor bias = with_bias ? torch::randn({5}) : torch::Tensor();
+      const auto x = input.clone().requires_grad_(), w = weight.clone().requires_grad_();
+      const auto xd = input.to(torch::kDouble).requires_grad_(), wd = weight.to(torch::kDouble).requires_grad_();
+      torch::Tensor b, bd;
+      if (with_bias) b = bias.clone().requires_grad_(), bd = bias.to(torch::kDouble).requires_grad_();
+      const torch::Tensor fused = models::linear(x, w, b, relu);
+      torch::Tensor ref = F::linear(xd, wd, bd);
+      if (relu) ref = torch::relu(ref);
+      EXPECT_LE(relative_error(fused, ref), 1e-6);
+      const torch::Tensor grad_out = torch::randn(ref.sizes(), torch::kDouble);
+      // Twice: gradients accumulate in weight.grad() and bias.grad() as autograd's would.
+      for (int pass = 0; pass < 2; ++pass) {
+        fused.backward(grad_out.to(torch::kFloat), /*retain_graph=*/true);
+        ref.backward(grad_out, /*retain_graph=*/true);
+      }
+      EXPECT_LE(relative_error(x.grad(), xd.grad()), 1e-6) << "input gradient";
+      EXPECT_LE(relative_error(w.grad(), wd.grad()), 1e-6) << "weight gradient";
+      if (with_bias) {
+        EXPECT_LE(relative_error(b.grad(), bd.grad()), 1e-6) << "bias gradient";
+      }
+    }
+  }
+}
+
+TEST(FusedLinear, InputsWithoutGradientsAndInferenceNeedNoGraph) {
+  const auto w = torch::randn({4, 6}).requires_grad_(), b = torch::randn({4}).requires_grad_();
+  const torch::Tensor x = torch::randn({3, 6});  // data: no gradient wanted
+  models::linear(x, w, b, true).sum().backward();
+  EXPECT_FALSE(x.grad().defined());
+  EXPECT_TRUE(w.grad().defined() && b.grad().defined());
+  torch::NoGradGuard no_grad;
+  EXPECT_FALSE(models::linear(x, w, b, true).requires_grad());
+}
+
+TEST(FusedAdam, MatchesLibTorchAdamToRounding) {
+  for (double weight_decay : {0.0, 0.01}) {
+    SCOPED_TRACE("weight decay " + std::to_string(weight_decay));
+    torch::manual_seed(17);
+    // Sizes around the vector width and the per-thread chunks, and one larger than a chunk.
+    std::vector<torch::Tensor> ours, theirs;
+    for (int64_t n : {1, 7, 513, 40000}) {
+      const torch::Tensor start = torch::randn({n});
+      ours.push_back(start.clone().requires_grad_());
+      theirs.push_back(start.clone().requires_grad_());
+    }
+    const auto options = torch::optim::AdamOptions(1e-2).weight_decay(weight_decay);
+    train::FusedAdam fused(ours, options);
+    torch::optim::Adam reference(theirs, options);
+    for (int step = 0; step < 20; ++step) {
+      for (size_t i = 0; i < ours.size(); ++i) {
+        const torch::Tensor grad = torch::randn(ours[i].sizes()) * static_cast<double>(i + 1);
+        ours[i].mutable_grad() = grad.clone();
+        theirs[i].mutable_grad() = grad.clone();
+      }
+      fused.step();
+      reference.step();
+    }
+    for (size_t i = 0; i < ours.size(); ++i) EXPECT_LE(relative_error(ours[i], theirs[i]), 1e-6) << "parameter " << i;
+  }
+}
+
+TEST(FusedAdam, SameNumbersWhateverTheThreadCountAndItsStateLoadsIntoAdam) {
+  const int threads = torch::get_num_threads();
+  std::vector<torch::Tensor> results;
+  for (int t : {1, 2, 3}) {
+    torch::set_num_threads(t);
+    torch::manual_seed(19);
+    auto p = torch::randn({70001}).requires_grad_();
+    train::FusedAdam adam({p}, torch::optim::AdamOptions(1e-3));
+    for (int step = 0; step < 5; ++step) {
+      p.mutable_grad() = torch::randn({70001});
+      adam.step();
+    }
+    results.push_back(p.detach().clone());
+    // The saved state is Adam's: LibTorch's own Adam continues from it exactly as we would.
+    std::stringstream saved;
+    torch::serialize::OutputArchive archive;
+    adam.save(archive);
+    archive.save_to(saved);
+    auto q = p.detach().clone().requires_grad_();
+    torch::optim::Adam theirs({q}, torch::optim::AdamOptions(1e-3));
+    torch::serialize::InputArchive in;
+    in.load_from(saved);
+    theirs.load(in);
+    const torch::Tensor grad = torch::randn({70001});
+    p.mutable_grad() = grad.clone();
+    q.mutable_grad() = grad.clone();
+    adam.step();
+    theirs.step();
+    EXPECT_LE(relative_error(p, q), 1e-6);
+  }
+  torch::set_num_threads(threads);
+  for (size_t r = 1; r < results.size(); ++r) EXPECT_TRUE(results[r].equal(results[0])) << "threads run " << r;
+}
+
+TEST(FusedAdam, AddsGradientPartsInItsPass) {
+  torch::manual_seed(23);
+  const torch::Tensor start = torch::randn({1000});
+  auto p = start.clone().requires_grad_(), q = start.clone().requires_grad_();
+  train::FusedAdam fused({p}, torch::optim::AdamOptions(1e-2));
+  torch::optim::Adam reference({q}, torch::optim::AdamOptions(1e-2));
+  p.mutable_grad() = torch::zeros({1000});
+  const std::vector<torch::Tensor> parts = {torch::zeros({1000}), torch::zeros({1000})};
+  EXPECT_TRUE(fused.set_gradient_parts(p.grad(), parts));
+  EXPECT_FALSE(fused.set_gradient_parts(torch::zeros({1000}), parts)) << "not the gradient of a parameter";
+  EXPECT_FALSE(fused.set_gradient_parts(p.grad(), {torch::zeros({999})})) << "wrong size";
+  for (int step = 0; step < 3; ++step) {
+    const torch::Tensor a = torch::randn({1000}), b = torch::randn({1000}), c = torch::randn({1000});
+    p.mutable_grad().copy_(a);
+    parts[0].copy_(b);
+    parts[1].copy_(c);
+    q.mutable_grad() = a + b + c;
+    fused.step();
+    reference.step();
+    EXPECT_TRUE(p.grad().equal(a)) << "the parameter's own gradient is left as it was";
+  }
+  EXPECT_LE(relative_error(p, q), 1e-6);
+}
+
+TEST(FusedAdam, AmsgradAndOtherDtypesTakeLibTorchsStep) {
+  const torch::Tensor start = torch::randn({50});
+  for (const auto& options :
+       {torch::optim::AdamOptions(1e-2).amsgrad(true), torch::optim::AdamOptions(1e-2)}) {
+    const auto dtype = options.amsgrad() ? torch::kFloat : torch::kDouble;
+    auto p = start.to(dtype).clone().requires_grad_(), q = start.to(dtype).clone().requires_grad_();
+    train::FusedAdam fused({p}, options);
+    torch::optim::Adam reference({q}, options);
+    for (int step = 0; step < 3; ++step) {
+      const torch::Tensor grad = torch::randn({50}, dtype);
+      p.mutable_grad() = grad.clone();
+      q.mutable_grad() = grad.clone();
+      fused.step();
+      reference.step();
+    }
+    EXPECT_TRUE(p.equal(q)) << "bit-identical: the same code ran";
+  }
+}
+
 TEST(FusedModels, LeNetAndSpecsAgreeWithTheirExactMode) {
-  for (const std::string name : {"lenet", "c6k5-mp2-c16k5-mp2-fc120-fc84", "c8k3-mp2-c12k3-mp2-fc32"}) {
+  for (const std::string name : {"lenet", "mlp", "c6k5-mp2-c16k5-mp2-fc120-fc84", "c8k3-mp2-c12k3-mp2-fc32"}) {
     SCOPED_TRACE(name);
     torch::manual_seed(11);
     auto model = models::make_model(name);
@@ -168,39 +316,54 @@ TEST(FastTraining, FlatParametersUpdateExactlyLikeSeparateOnes) {
 }
 
 TEST(FastTraining, BatchShardsGiveTheWholeBatchGradient) {
-  // One SGD step with lr 1 moves each parameter by minus its gradient: with and without shards
-  // the step must agree to float rounding.
+  // One SGD step with lr 1 moves each parameter by minus its gradient (the shards' gradients
+  // summed by the trainer); FusedAdam sums them itself. With and without shards the steps must
+  // agree to float rounding.
   const torch::Tensor x = torch::randn({64, 1, 28, 28}), y = torch::randint(0, 10, {64}, torch::kLong);
   const torch::Tensor order = torch::arange(64);
-  std::vector<std::vector<torch::Tensor>> after;
-  for (int64_t replicas : {0, 1, 3}) {
-    torch::manual_seed(2);
-    auto model = models::make_model("lenet");
-    const torch::Tensor flat = train::flatten_parameters(*model);
-    train::StepSettings settings;
-    settings.replicas = train::make_replicas(*model, "lenet", 10, replicas);
-    ASSERT_EQ(static_cast<int64_t>(settings.replicas.size()), replicas);
-    const torch::Tensor next_draw = torch::randn({3});
-    torch::manual_seed(2);
-    models::make_model("lenet");
-    EXPECT_TRUE(next_draw.equal(torch::randn({3}))) << "replicas must leave the global generator alone";
-    torch::optim::SGD sgd({flat}, torch::optim::SGDOptions(1.0));
-    const auto stats = train::train_epoch(*model, sgd, x, y, order, 64, torch::kCPU, settings);
-    EXPECT_GT(stats.loss, 0);
-    std::vector<torch::Tensor> params;
-    for (const auto& p : model->parameters()) params.push_back(p.detach().clone());
-    after.push_back(params);
+  for (const std::string optimizer : {"sgd", "adam"}) {
+    SCOPED_TRACE(optimizer);
+    std::vector<std::vector<torch::Tensor>> after;
+    for (int64_t replicas : {0, 1, 3}) {
+      torch::manual_seed(2);
+      auto model = models::make_model("lenet");
+      const torch::Tensor flat = train::flatten_parameters(*model);
+      train::StepSettings settings;
+      settings.shards = train::make_shards(*model, flat, "lenet", 10, replicas);
+      ASSERT_EQ(static_cast<int64_t>(settings.shards.replicas.size()), replicas);
+      const torch::Tensor next_draw = torch::randn({3});
+      torch::manual_seed(2);
+      models::make_model("lenet");
+      EXPECT_TRUE(next_draw.equal(torch::randn({3}))) << "replicas must leave the global generator alone";
+      train::TrainOptions options;
+      options.optimizer = optimizer;
+      options.lr = optimizer == "sgd" ? 1.0 : 1e-3;
+      options.momentum = 0;
+      const auto step = train::make_optimizer(options, {flat});
+      // Two passes: the second starts from gradients the first left in the buffers.
+      for (int pass = 0; pass < 2; ++pass) {
+        const auto stats = train::train_epoch(*model, *step, x, y, order, 64, torch::kCPU, settings);
+        EXPECT_GT(stats.loss, 0);
+      }
+      std::vector<torch::Tensor> params;
+      for (const auto& p : model->parameters()) params.push_back(p.detach().clone());
+      after.push_back(params);
+    }
+    for (size_t r = 1; r < after.size(); ++r)
+      for (size_t i = 0; i < after[0].size(); ++i)
+        EXPECT_LE(relative_error(after[r][i], after[0][i]), 1e-6) << r << " " << i;
   }
-  for (size_t r = 1; r < after.size(); ++r)
-    for (size_t i = 0; i < after[0].size(); ++i) EXPECT_LE(relative_error(after[r][i], after[0][i]), 1e-6) << r << " " << i;
 }
 
 TEST(FastTraining, NoShardsWhereTheyWouldChangeTheMaths) {
-  auto bn = models::make_model("lenet-bn");
-  EXPECT_TRUE(train::make_replicas(*bn, "lenet-bn", 10, 1).empty());
-  auto exact = models::make_model("lenet");
-  exact->set_exact(true);
-  EXPECT_TRUE(train::make_replicas(*exact, "lenet", 10, 1).empty());
-  auto padded = models::make_model("c6k3p1-mp2-fc32");
-  EXPECT_TRUE(train::make_replicas(*padded, "c6k3p1-mp2-fc32", 10, 1).empty());
+  const auto shards = [](const std::string& name, bool exact) {
+    auto model = models::make_model(name);
+    model->set_exact(exact);
+    const torch::Tensor flat = train::flatten_parameters(*model);
+    return train::make_shards(*model, flat, name, 10, 1).replicas.size();
+  };
+  EXPECT_EQ(shards("lenet", false), 1u);
+  EXPECT_EQ(shards("lenet-bn", false), 0u);
+  EXPECT_EQ(shards("lenet", true), 0u);
+  EXPECT_EQ(shards("c6k3p1-mp2-fc32", false), 0u);
 }

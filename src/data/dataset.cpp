@@ -1,5 +1,7 @@
 #include "data/dataset.h"
 
+#include <cstring>
+
 #include "data/idx.h"
 #include "util/error.h"
 
@@ -48,6 +50,25 @@ Mnist load_mnist(const std::filesystem::path& dir, int64_t limit) {
 Normalization normalization_from(const torch::Tensor& train_images) {
   const torch::Tensor pixels = train_images.to(torch::kFloat);
   return {(pixels.mean() / 255).item<float>(), (pixels.std() / 255).item<float>()};
+}
+
+torch::Tensor gather_rows(const torch::Tensor& source, const torch::Tensor& index) {
+  if (!source.device().is_cpu() || !source.is_contiguous() || source.dim() == 0 || index.scalar_type() != torch::kLong ||
+      !index.is_contiguous())
+    return source.index_select(0, index);
+  std::vector<int64_t> sizes = source.sizes().vec();
+  sizes[0] = index.numel();
+  torch::Tensor out = torch::empty(sizes, source.options());
+  const int64_t rows = source.size(0);
+  const size_t row_bytes = static_cast<size_t>(source.stride(0)) * source.element_size();
+  const auto* from = static_cast<const char*>(source.data_ptr());
+  auto* to = static_cast<char*>(out.data_ptr());
+  const int64_t* at = index.data_ptr<int64_t>();
+  for (int64_t i = 0; i < index.numel(); ++i) {
+    TORCH_CHECK(at[i] >= 0 && at[i] < rows, "gather_rows: index ", at[i], " out of range for ", rows, " rows");
+    std::memcpy(to + i * row_bytes, from + at[i] * row_bytes, row_bytes);
+  }
+  return out;
 }
 
 torch::Tensor to_model_input(const torch::Tensor& pixels, Normalization norm) {

@@ -49,6 +49,11 @@ Normalization normalization_from(const torch::Tensor& train_images);
 // computed exactly as ToTensor + Normalize: (x / 255 - mean) / std.
 torch::Tensor to_model_input(const torch::Tensor& pixels, Normalization norm);
 
+// source.index_select(0, index) for a CPU tensor: the batch a DataLoader would collate. One
+// memcpy per row (index_select costs ~2x that per batch, and at two threads starts a parallel
+// region for 64 rows).
+torch::Tensor gather_rows(const torch::Tensor& source, const torch::Tensor& index);
+
 struct TrainValidIndices {
   torch::Tensor train;  // int64 indices into the training split
   torch::Tensor valid;

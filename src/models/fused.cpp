@@ -292,6 +292,43 @@ class ConvPoolRelu : public torch::autograd::Function<ConvPoolRelu> {
   }
 };
 
+// Gradients of weight and bias are accumulated here, not returned: they are kept in the
+// context as the parameters themselves (a saved variable may be unpacked as a new handle, and
+// grad() belongs to the handle's tensor).
+class Linear : public torch::autograd::Function<Linear> {
+ public:
+  static Tensor forward(torch::autograd::AutogradContext* ctx, const Tensor& input, const Tensor& weight,
+                        const Tensor& bias, bool relu) {
+    Tensor out = at::addmm(bias, input, weight.t());
+    if (relu) out.relu_();
+    ctx->save_for_backward({input, relu ? out : Tensor()});
+    ctx->saved_data["weight"] = weight;
+    ctx->saved_data["bias"] = bias;
+    return out;
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const Tensor& input = saved[0];
+    const Tensor& out = saved[1];
+    Tensor weight = ctx->saved_data["weight"].toTensor();
+    Tensor bias = ctx->saved_data["bias"].toTensor();
+    const Tensor grad = out.defined() ? at::threshold_backward(grads[0], out, 0) : grads[0];
+    if (ctx->needs_input_grad(1)) {
+      Tensor& weight_grad = weight.mutable_grad();
+      if (!weight_grad.defined()) weight_grad = at::zeros_like(weight);
+      weight_grad.addmm_(grad.t(), input);
+    }
+    if (ctx->needs_input_grad(2)) {
+      Tensor& bias_grad = bias.mutable_grad();
+      if (!bias_grad.defined()) bias_grad = at::zeros_like(bias);
+      bias_grad.add_(grad.sum(0));
+    }
+    return {ctx->needs_input_grad(0) ? grad.mm(weight) : Tensor(), Tensor(), Tensor(), Tensor()};
+  }
+};
+
 }  // namespace
 
 namespace {
@@ -329,6 +366,19 @@ Tensor conv_pool_relu(const Tensor& input, const Tensor& weight, const Tensor& b
       torch::GradMode::is_enabled() && (x.requires_grad() || w.requires_grad() || b.requires_grad());
   if (!needs_graph) return run_forward(x, w, b).first;  // inference: no graph, winners dropped
   return ConvPoolRelu::apply(x, w, b);
+}
+
+Tensor linear(const Tensor& input, const Tensor& weight, const Tensor& bias, bool relu) {
+  const bool needs_graph = torch::GradMode::is_enabled() &&
+                           (input.requires_grad() || weight.requires_grad() || (bias.defined() && bias.requires_grad()));
+  // A custom autograd function cannot take an undefined tensor: without a bias, LibTorch's ops.
+  if (needs_graph && !bias.defined()) {
+    const Tensor out = torch::nn::functional::linear(input, weight);
+    return relu ? torch::relu(out) : out;
+  }
+  if (needs_graph) return Linear::apply(input, weight, bias, relu);
+  Tensor out = bias.defined() ? at::addmm(bias, input, weight.t()) : at::mm(input, weight.t());
+  return relu ? out.relu_() : out;
 }
 
 }  // namespace convkit::models

@@ -19,6 +19,12 @@ torch::Tensor ClassifierImpl::conv_pool_relu(torch::nn::Conv2dImpl& conv, const 
   return F::relu(F::max_pool2d(conv.forward(x), F::MaxPool2dFuncOptions(2)));
 }
 
+torch::Tensor ClassifierImpl::linear(torch::nn::LinearImpl& fc, const torch::Tensor& x, bool relu) const {
+  if (!exact_ && x.dim() == 2) return models::linear(x, fc.weight, fc.bias, relu);
+  const torch::Tensor y = fc.forward(x);
+  return relu ? F::relu(y) : y;
+}
+
 LeNetImpl::LeNetImpl(int64_t output_dim) {
   // Registered in the tutorial's order so the default initialisation consumes the global
   // generator exactly as Python's LeNet.__init__ does.
@@ -33,9 +39,9 @@ Output LeNetImpl::forward(const torch::Tensor& input) {
   torch::Tensor x = conv_pool_relu(*conv1, input);
   x = conv_pool_relu(*conv2, x);
   torch::Tensor h = x.view({x.size(0), -1});
-  x = F::relu(fc_1(h));
-  x = F::relu(fc_2(x));
-  return {fc_3(x), h};
+  x = linear(*fc_1, h, /*relu=*/true);
+  x = linear(*fc_2, x, /*relu=*/true);
+  return {linear(*fc_3, x), h};
 }
 
 MLPImpl::MLPImpl(int64_t input_dim, int64_t output_dim) {
@@ -46,9 +52,9 @@ MLPImpl::MLPImpl(int64_t input_dim, int64_t output_dim) {
 
 Output MLPImpl::forward(const torch::Tensor& input) {
   const torch::Tensor x = input.view({input.size(0), -1});
-  const torch::Tensor h_1 = F::relu(input_fc(x));
-  const torch::Tensor h_2 = F::relu(hidden_fc(h_1));
-  return {output_fc(h_2), h_2};
+  const torch::Tensor h_1 = linear(*input_fc, x, /*relu=*/true);
+  const torch::Tensor h_2 = linear(*hidden_fc, h_1, /*relu=*/true);
+  return {linear(*output_fc, h_2), h_2};
 }
 
 const std::vector<std::string>& model_names() {

@@ -22,19 +22,21 @@ class ClassifierImpl : public torch::nn::Module {
   virtual Output forward(const torch::Tensor& x) = 0;
 
   // Exact: LibTorch's own kernels only, bit-identical to the Python tutorial. Otherwise (the
-  // default) conv -> 2x2 max-pool -> ReLU blocks run as one fused op (models/fused.h), equal
-  // to float rounding and several times faster on CPU.
+  // default) conv -> 2x2 max-pool -> ReLU blocks and linear -> ReLU layers run as single fused
+  // ops (models/fused.h), equal to float rounding and several times faster on CPU.
   void set_exact(bool exact) { exact_ = exact; }
   bool exact() const { return exact_; }
 
   // True when, outside exact mode, every convolution runs in the fused kernel on 28x28 input.
-  // A batch may then be split over threads (train/trainer.h, make_replicas): oneDNN's
+  // A batch may then be split over threads (train/trainer.h, make_shards): oneDNN's
   // convolutions start their own threads and must not run inside another parallel region.
   virtual bool convolutions_fused() const { return true; }
 
  protected:
   // relu(max_pool2d(conv(x), 2)), fused when allowed and supported.
   torch::Tensor conv_pool_relu(torch::nn::Conv2dImpl& conv, const torch::Tensor& x) const;
+  // fc(x), then the ReLU when `relu`; one op outside exact mode (models/fused.h).
+  torch::Tensor linear(torch::nn::LinearImpl& fc, const torch::Tensor& x, bool relu = false) const;
 
  private:
   bool exact_ = false;

@@ -30,7 +30,7 @@ torch::Tensor activate(const std::string& name, const torch::Tensor& x) {
 
 bool is_spec(const std::string& name) {
   return std::any_of(name.begin(), name.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); }) ||
-         name.find('-') != std::string::npos && name.find("lenet") == std::string::npos;
+         (name.find('-') != std::string::npos && name.find("lenet") == std::string::npos);
 }
 
 std::vector<LayerSpec> parse_spec(const std::string& spec) {
@@ -155,9 +155,17 @@ Output SpecNetImpl::forward(const torch::Tensor& input) {
       continue;
     }
     switch (l.kind) {
-      case LayerSpec::Kind::Conv:
       case LayerSpec::Kind::Dense:
-        if (l.kind == LayerSpec::Kind::Dense && x.dim() > 2) x = x.flatten(1);
+        if (x.dim() > 2) x = x.flatten(1);
+        if (!l.batch_norm && activation == "relu") {
+          x = linear(step.module.get<torch::nn::LinearImpl>(), x, /*relu=*/true);
+          break;
+        }
+        x = step.module.forward(x);
+        if (l.batch_norm) x = step.norm.forward(x);
+        x = activate(activation, x);
+        break;
+      case LayerSpec::Kind::Conv:
         x = step.module.forward(x);
         if (l.batch_norm) x = step.norm.forward(x);
         x = activate(activation, x);
@@ -177,7 +185,7 @@ Output SpecNetImpl::forward(const torch::Tensor& input) {
     }
   }
   const torch::Tensor h = x.flatten(1);
-  return {fc_out(h), h};
+  return {linear(*fc_out, h), h};
 }
 
 }  // namespace convkit::models

@@ -9,7 +9,7 @@ namespace convkit::report {
 
 struct Series {
   std::string name;
-  std::vector<double> x, y;
+  std::vector<double> x = {}, y = {};
 };
 
 // Line chart with markers and a legend.

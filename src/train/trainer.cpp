@@ -11,6 +11,7 @@
 #include "report/report.h"
 #include "train/checkpoint.h"
 #include "train/inference.h"
+#include "train/optimizer.h"
 #include "util/error.h"
 #include "util/files.h"
 #include "util/format.h"
@@ -26,10 +27,25 @@ double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-// calculate_accuracy: argmax(1) == y, counted, as float32 / batch size.
-torch::Tensor batch_accuracy(const torch::Tensor& logits, const torch::Tensor& y) {
-  const torch::Tensor top = logits.argmax(1, /*keepdim=*/true);
-  return top.eq(y.view_as(top)).sum().to(torch::kFloat) / y.size(0);
+// calculate_accuracy: argmax(1) == y, counted, as float32 / batch size. On the CPU a plain
+// loop (the first maximum wins, as in argmax) instead of five tensor ops per batch.
+double batch_accuracy(const torch::Tensor& logits, const torch::Tensor& y) {
+  int64_t correct = 0;
+  if (logits.device().is_cpu() && logits.scalar_type() == torch::kFloat && y.scalar_type() == torch::kLong) {
+    const torch::Tensor scores = logits.contiguous();
+    const float* row = scores.data_ptr<float>();
+    const int64_t classes = scores.size(1);
+    const auto labels = y.accessor<int64_t, 1>();
+    for (int64_t i = 0; i < scores.size(0); ++i, row += classes) {
+      int64_t best = 0;
+      for (int64_t c = 1; c < classes && !std::isnan(row[best]); ++c)
+        if (row[c] > row[best] || std::isnan(row[c])) best = c;
+      correct += best == labels[i];
+    }
+  } else {
+    correct = logits.argmax(1).eq(y).sum().item<int64_t>();
+  }
+  return static_cast<float>(correct) / static_cast<float>(y.size(0));
 }
 
 // The global generator's state, read and written under its lock (not held while anything
@@ -47,41 +63,46 @@ void set_global_generator_state(const torch::Tensor& state) {
 }
 
 using LossFn = std::function<torch::Tensor(const torch::Tensor& logits, const torch::Tensor& y)>;
+// Images and labels of rows [lo, hi) of the current batch, on the training device.
+using BatchRows = std::function<std::pair<torch::Tensor, torch::Tensor>(int64_t lo, int64_t hi)>;
 
-// Forward and backward of one batch split into shards over the model and its replicas, one
-// shard per thread. Each shard's loss is weighted by its share of the batch, so the summed
-// gradients are the whole batch's mean. Returns the batch's loss and accuracy. Without
-// replicas this is the tutorial's plain step, to the bit (the weight is 1.0).
-std::pair<double, double> sharded_forward_backward(models::ClassifierImpl& model,
-                                                   const std::vector<models::Classifier>& replicas,
-                                                   const torch::Tensor& x, const torch::Tensor& y, const LossFn& loss_of) {
-  const int64_t n = x.size(0);
-  const int64_t shards = std::min<int64_t>(static_cast<int64_t>(replicas.size()) + 1, n);
-  std::vector<double> loss(shards), acc(shards);
-  at::parallel_for(0, shards, 1, [&](int64_t begin, int64_t end) {
+// Forward and backward of a batch of n images split into shards over the model and its
+// replicas, one shard per thread; each shard gathers its own rows and clears its own gradient
+// buffer. Each shard's loss gradient is its share of the batch, so the summed gradients are
+// the whole batch's mean. Returns the batch's loss and accuracy. Without replicas this is the
+// tutorial's plain step, to the bit (the share is 1.0). `sum_gradients`: add the replicas'
+// gradients into the model's (else the optimiser reads them, see FusedAdam).
+std::pair<double, double> sharded_forward_backward(models::ClassifierImpl& model, const BatchShards& shards, int64_t n,
+                                                   const BatchRows& rows, const LossFn& loss_of, bool sum_gradients) {
+  const int64_t count = std::min<int64_t>(static_cast<int64_t>(shards.replicas.size()) + 1, n);
+  std::vector<double> loss(count), acc(count);
+  at::parallel_for(0, count, 1, [&](int64_t begin, int64_t end) {
     for (int64_t s = begin; s < end; ++s) {
-      const int64_t lo = n * s / shards, hi = n * (s + 1) / shards;
+      const int64_t lo = n * s / count, hi = n * (s + 1) / count;
       const double share = static_cast<double>(hi - lo) / n;
-      models::ClassifierImpl& net = s == 0 ? model : *replicas[s - 1];
-      const torch::Tensor shard_y = y.slice(0, lo, hi);
-      const torch::Tensor logits = net.forward(x.slice(0, lo, hi)).logits;
-      const torch::Tensor shard_loss = loss_of(logits, shard_y);
-      (shard_loss * share).backward();
+      models::ClassifierImpl& net = s == 0 ? model : *shards.replicas[s - 1];
+      if (shards.gradient.defined()) (s == 0 ? shards.gradient : shards.replica_gradients[s - 1]).zero_();
+      const auto [x, y] = rows(lo, hi);
+      const torch::Tensor logits = net.forward(x).logits;
+      const torch::Tensor shard_loss = loss_of(logits, y);
+      shard_loss.backward(torch::full({}, share, shard_loss.options()));
       loss[s] = shard_loss.item<double>() * share;
-      acc[s] = batch_accuracy(logits, shard_y).item<double>() * share;
+      acc[s] = batch_accuracy(logits, y) * share;
     }
   });
-  const std::vector<torch::Tensor> params = model.parameters();
-  for (int64_t s = 1; s < shards; ++s) {
-    std::vector<torch::Tensor> replica_params = replicas[s - 1]->parameters();
-    for (size_t i = 0; i < params.size(); ++i) {
-      if (!replica_params[i].grad().defined()) continue;
-      params[i].mutable_grad().add_(replica_params[i].grad());
-      replica_params[i].mutable_grad() = torch::Tensor();  // the next backward stores, not adds
-    }
+  if (count > 1 && sum_gradients) {
+    // The model's gradient += each replica's, element by element in replica order (the same
+    // sums at any thread count), split over the threads.
+    float* sum = shards.gradient.data_ptr<float>();
+    std::vector<const float*> parts;
+    for (int64_t s = 1; s < count; ++s) parts.push_back(shards.replica_gradients[s - 1].data_ptr<float>());
+    at::parallel_for(0, shards.gradient.numel(), 16384, [&](int64_t begin, int64_t end) {
+      for (const float* part : parts)
+        for (int64_t i = begin; i < end; ++i) sum[i] += part[i];
+    });
   }
   double total_loss = 0, total_acc = 0;
-  for (int64_t s = 0; s < shards; ++s) total_loss += loss[s], total_acc += acc[s];
+  for (int64_t s = 0; s < count; ++s) total_loss += loss[s], total_acc += acc[s];
   return {total_loss, total_acc};
 }
 
@@ -172,21 +193,6 @@ TrainOptions preset(const std::string& name) {
   throw Error("--preset: unknown preset '" + name + "' (known: " + list + ")");
 }
 
-std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainOptions& o, const std::vector<torch::Tensor>& params) {
-  namespace optim = torch::optim;
-  if (o.optimizer == "adamw") {
-    return std::make_unique<optim::AdamW>(params, optim::AdamWOptions(o.lr).weight_decay(o.weight_decay));
-  }
-  if (o.optimizer == "sgd") {
-    return std::make_unique<optim::SGD>(
-        params, optim::SGDOptions(o.lr).momentum(o.momentum).nesterov(o.nesterov).weight_decay(o.weight_decay));
-  }
-  if (o.optimizer == "rmsprop") {
-    return std::make_unique<optim::RMSprop>(params, optim::RMSpropOptions(o.lr).momentum(o.momentum).weight_decay(o.weight_decay));
-  }
-  return std::make_unique<optim::Adam>(params, optim::AdamOptions(o.lr).weight_decay(o.weight_decay));
-}
-
 double scheduled_lr(const TrainOptions& o, int64_t step, int64_t steps_per_epoch, int64_t total_steps) {
   const double t = total_steps > 1 ? static_cast<double>(step) / (total_steps - 1) : 1.0;
   if (o.schedule == "step") return o.lr * std::pow(o.gamma, static_cast<double>((step / steps_per_epoch) / o.step_size));
@@ -213,19 +219,32 @@ EpochStats train_epoch(models::ClassifierImpl& model, torch::optim::Optimizer& o
                                         : torch::nn::functional::cross_entropy(logits, y);
   };
   model.train();
-  for (const auto& replica : settings.replicas) replica->train();
+  for (const auto& replica : settings.shards.replicas) replica->train();
   const int64_t n = order.size(0);
+  // FusedAdam adds the shards' gradients in its own pass; for other optimisers they are summed
+  // after the backward passes.
+  auto* fused_adam = dynamic_cast<FusedAdam*>(&optimizer);
+  const bool optimizer_sums = settings.shards.gradient.defined() && fused_adam &&
+                              fused_adam->set_gradient_parts(settings.shards.gradient, settings.shards.replica_gradients);
   Progress bar("Training", n, progress);
   double loss_sum = 0, acc_sum = 0;
   int64_t batches = 0;
   for (int64_t start = 0; start < n; start += batch_size) {
     const torch::Tensor idx = order.slice(0, start, std::min(n, start + batch_size));
-    const torch::Tensor x =
-        data::augment(inputs.index_select(0, idx), settings.augmentation, settings.background).to(device);
-    const torch::Tensor y = labels.index_select(0, idx).to(device);
+    // Augmentation draws random numbers for the whole batch, in order; without it each shard
+    // gathers its own images.
+    const torch::Tensor augmented =
+        settings.augmentation.enabled()
+            ? data::augment(data::gather_rows(inputs, idx), settings.augmentation, settings.background)
+            : torch::Tensor();
+    const BatchRows rows = [&](int64_t lo, int64_t hi) {
+      const torch::Tensor part = idx.slice(0, lo, hi);
+      const torch::Tensor x = augmented.defined() ? augmented.slice(0, lo, hi) : data::gather_rows(inputs, part);
+      return std::make_pair(x.to(device), data::gather_rows(labels, part).to(device));
+    };
     if (settings.before_step) settings.before_step(batches);
-    optimizer.zero_grad();
-    const auto [loss, acc] = sharded_forward_backward(model, settings.replicas, x, y, loss_of);
+    if (!settings.shards.gradient.defined()) optimizer.zero_grad();  // else each shard clears its own
+    const auto [loss, acc] = sharded_forward_backward(model, settings.shards, idx.size(0), rows, loss_of, !optimizer_sums);
     optimizer.step();
     loss_sum += loss;
     acc_sum += acc;
@@ -249,34 +268,51 @@ EpochStats evaluate(models::ClassifierImpl& model, const torch::Tensor& inputs, 
     const torch::Tensor y = labels.slice(0, start, end).to(device);
     const torch::Tensor logits = model.forward(x).logits;
     loss_sum += torch::nn::functional::cross_entropy(logits, y).item<float>();
-    acc_sum += batch_accuracy(logits, y).item<float>();
+    acc_sum += batch_accuracy(logits, y);
     ++batches;
     bar.advance(end - start);
   }
   return {loss_sum / batches, acc_sum / batches};
 }
 
+namespace {
+
+// Points every parameter's gradient into one zeroed buffer (backward then adds into it in
+// place); returns the buffer.
+torch::Tensor attach_flat_gradients(torch::nn::Module& model) {
+  std::vector<torch::Tensor> params = model.parameters();
+  int64_t total = 0;
+  for (const auto& p : params) total += p.numel();
+  torch::Tensor grads = torch::zeros({total}, params.at(0).options().requires_grad(false));
+  int64_t at = 0;
+  for (auto& p : params) {
+    p.mutable_grad() = grads.narrow(0, at, p.numel()).view(p.sizes());
+    at += p.numel();
+  }
+  return grads;
+}
+
+}  // namespace
+
 torch::Tensor flatten_parameters(torch::nn::Module& model) {
   std::vector<torch::Tensor> params = model.parameters();
   int64_t total = 0;
   for (const auto& p : params) total += p.numel();
   torch::Tensor values = torch::empty({total}, params.at(0).options().requires_grad(false));
-  torch::Tensor grads = torch::zeros({total}, values.options());
   int64_t at = 0;
   for (auto& p : params) {
     const int64_t n = p.numel();
     values.narrow(0, at, n).copy_(p.detach().reshape(-1));
     p.set_data(values.narrow(0, at, n).view(p.sizes()));
-    p.mutable_grad() = grads.narrow(0, at, n).view(p.sizes());  // backward adds into it in place
     at += n;
   }
   values.requires_grad_(true);
-  values.mutable_grad() = grads;
+  values.mutable_grad() = attach_flat_gradients(model);
   return values;
 }
 
-std::vector<models::Classifier> make_replicas(const models::ClassifierImpl& model, const std::string& model_name,
-                                              int64_t num_classes, int64_t count) {
+BatchShards make_shards(const models::ClassifierImpl& model, const torch::Tensor& flat, const std::string& model_name,
+                        int64_t num_classes, int64_t count) {
   if (count < 1 || model.exact() || !model.convolutions_fused()) return {};
   for (const auto& module : model.modules()) {
     const std::string kind = module->name();
@@ -284,23 +320,24 @@ std::vector<models::Classifier> make_replicas(const models::ClassifierImpl& mode
   }
   const torch::Tensor state = global_generator_state();
   const auto shared = model.named_parameters();
-  std::vector<models::Classifier> replicas;
+  BatchShards shards;
+  shards.gradient = flat.grad();
   for (int64_t i = 0; i < count; ++i) {
     models::Classifier replica = models::make_model(model_name, num_classes);
     replica->set_exact(model.exact());
     for (auto& p : replica->named_parameters()) p.value().set_data(shared[p.key()]);
-    replicas.push_back(replica);
+    shards.replica_gradients.push_back(attach_flat_gradients(*replica));
+    shards.replicas.push_back(replica);
   }
   set_global_generator_state(state);
-  return replicas;
+  return shards;
 }
 
 FastPath prepare_fast_path(models::ClassifierImpl& model, const std::string& model_name, int64_t num_classes,
                            int threads, const torch::Device& device) {
   if (model.exact() || !device.is_cpu()) return {model.parameters(), {}};
-  FastPath fast{{flatten_parameters(model)}, {}};
-  fast.replicas = make_replicas(model, model_name, num_classes, threads - 1);
-  return fast;
+  const torch::Tensor flat = flatten_parameters(model);
+  return {{flat}, make_shards(model, flat, model_name, num_classes, threads - 1)};
 }
 
 void draw_loader_base_seed() { torch::empty({}, torch::kInt64).random_(); }
@@ -544,7 +581,7 @@ RunResult run_training(const TrainOptions& options, std::ostream& out) {
   }
   write_file_atomically(out_dir / "run.json", run_settings_json(options, threads).dump(2) + "\n");
 
-  step_settings.replicas = fast.replicas;
+  step_settings.shards = fast.shards;
   for (int64_t epoch = point.completed_epochs + 1; epoch <= options.epochs; ++epoch) {
     const auto epoch_start = Clock::now();
     draw_loader_base_seed();

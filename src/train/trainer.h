@@ -62,36 +62,46 @@ struct EpochStats {
   double acc = 0;   // mean over batches, fraction 0..1
 };
 
+// A training batch split into one shard per thread. The replicas are copies of the model
+// that share its parameters' storage, each with its own flat gradient buffer; after the
+// shards' backward passes their gradients are summed into `gradient`, the model's (see
+// flatten_parameters). Empty: the whole batch on the model.
+struct BatchShards {
+  std::vector<models::Classifier> replicas;
+  std::vector<torch::Tensor> replica_gradients;
+  torch::Tensor gradient;
+};
+
 // What a training pass does besides the tutorial's plain step.
 struct StepSettings {
   double label_smoothing = 0;
   data::Augmentation augmentation;
   float background = 0;                            // normalised black, for augmentation fill
   std::function<void(int64_t batch)> before_step;  // e.g. a per-step learning-rate schedule
-  std::vector<models::Classifier> replicas;        // see make_replicas; empty: the whole batch on one network
+  BatchShards shards;                              // see make_shards
 };
 
 // Moves every parameter of `model` into views of one contiguous buffer, and its gradient into
-// views of another, so that an optimiser updates one tensor: ~10 element-wise ops per step
-// instead of ~10 per parameter. Returns the buffer, a leaf whose grad() is the gradient buffer;
-// optimise it in place of model.parameters(). The numbers do not change (element-wise updates).
+// views of another, so that an optimiser updates one tensor: one pass per step instead of ~10
+// ops per parameter. Returns the buffer, a leaf whose grad() is the gradient buffer; optimise
+// it in place of model.parameters(). The numbers do not change (element-wise updates).
 torch::Tensor flatten_parameters(torch::nn::Module& model);
 
-// Copies of `model` that share its parameters' storage (each with its own gradients), for
-// splitting every training batch into one shard per thread: LeNet's small layers do not
-// scale over threads inside one op, but whole shards do. `count` replicas (threads - 1); none
-// in exact mode, when a convolution is not fused (models.h) or when the network has batch
-// norm or dropout (their results would depend on the split or on the order threads draw
-// random numbers). Building them leaves the global generator as it was.
-std::vector<models::Classifier> make_replicas(const models::ClassifierImpl& model, const std::string& model_name,
-                                              int64_t num_classes, int64_t count);
+// `count` replicas of `model` (threads - 1) for splitting every training batch into one shard
+// per thread: LeNet's small layers do not scale over threads inside one op, but whole shards
+// do. `flat` is the model's flatten_parameters buffer. None in exact mode, when a convolution
+// is not fused (models.h) or when the network has batch norm or dropout (their results would
+// depend on the split or on the order threads draw random numbers). Building them leaves the
+// global generator as it was.
+BatchShards make_shards(const models::ClassifierImpl& model, const torch::Tensor& flat, const std::string& model_name,
+                        int64_t num_classes, int64_t count);
 
 // What a training run sets up around its network (after loading any weights into it): in
 // exact mode or off the CPU nothing, the parameters as they are; otherwise the flat parameter
-// buffer and the replicas for `threads` batch shards.
+// buffer and the shards for `threads` threads.
 struct FastPath {
-  std::vector<torch::Tensor> parameters;     // what the optimiser updates
-  std::vector<models::Classifier> replicas;  // for StepSettings::replicas
+  std::vector<torch::Tensor> parameters;  // what the optimiser updates
+  BatchShards shards;                     // for StepSettings::shards
 };
 FastPath prepare_fast_path(models::ClassifierImpl& model, const std::string& model_name, int64_t num_classes,
                            int threads, const torch::Device& device);
@@ -101,9 +111,6 @@ EpochStats train_epoch(models::ClassifierImpl& model, torch::optim::Optimizer& o
                        const torch::Tensor& inputs, const torch::Tensor& labels, const torch::Tensor& order,
                        int64_t batch_size, const torch::Device& device, const StepSettings& settings = {},
                        bool progress = false);
-
-std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainOptions& options,
-                                                        const std::vector<torch::Tensor>& parameters);
 
 // Learning rate at `step` of `total_steps` (0-based), for options.schedule.
 double scheduled_lr(const TrainOptions& options, int64_t step, int64_t steps_per_epoch, int64_t total_steps);
