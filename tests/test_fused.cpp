@@ -225,6 +225,7 @@ TEST(FusedAdam, AddsGradientPartsInItsPass) {
   EXPECT_TRUE(fused.set_gradient_parts(p.grad(), parts));
   EXPECT_FALSE(fused.set_gradient_parts(torch::zeros({1000}), parts)) << "not the gradient of a parameter";
   EXPECT_FALSE(fused.set_gradient_parts(p.grad(), {torch::zeros({999})})) << "wrong size";
+  EXPECT_TRUE(fused.set_gradient_parts(p.grad(), parts));  // the failed calls cleared them
   for (int step = 0; step < 3; ++step) {
     const torch::Tensor a = torch::randn({1000}), b = torch::randn({1000}), c = torch::randn({1000});
     p.mutable_grad().copy_(a);
@@ -318,9 +319,10 @@ TEST(FastTraining, FlatParametersUpdateExactlyLikeSeparateOnes) {
 TEST(FastTraining, BatchShardsGiveTheWholeBatchGradient) {
   // One SGD step with lr 1 moves each parameter by minus its gradient (the shards' gradients
   // summed by the trainer); FusedAdam sums them itself. With and without shards the steps must
-  // agree to float rounding.
-  const torch::Tensor x = torch::randn({64, 1, 28, 28}), y = torch::randint(0, 10, {64}, torch::kLong);
-  const torch::Tensor order = torch::arange(64);
+  // agree to float rounding. The second batch has 2 images: fewer than the shards, so replicas
+  // sit idle with the first batch's gradients in their buffers.
+  const torch::Tensor x = torch::randn({66, 1, 28, 28}), y = torch::randint(0, 10, {66}, torch::kLong);
+  const torch::Tensor order = torch::arange(66);
   for (const std::string optimizer : {"sgd", "adam"}) {
     SCOPED_TRACE(optimizer);
     std::vector<std::vector<torch::Tensor>> after;
@@ -349,9 +351,12 @@ TEST(FastTraining, BatchShardsGiveTheWholeBatchGradient) {
       for (const auto& p : model->parameters()) params.push_back(p.detach().clone());
       after.push_back(params);
     }
+    // Adam divides by sqrt(v), which magnifies the rounding of near-zero gradient elements; a
+    // missing or stale shard gradient moves parameters by ~4e-3.
+    const double tolerance = optimizer == "sgd" ? 1e-6 : 1e-5;
     for (size_t r = 1; r < after.size(); ++r)
       for (size_t i = 0; i < after[0].size(); ++i)
-        EXPECT_LE(relative_error(after[r][i], after[0][i]), 1e-6) << r << " " << i;
+        EXPECT_LE(relative_error(after[r][i], after[0][i]), tolerance) << r << " " << i;
   }
 }
 

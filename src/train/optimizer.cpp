@@ -53,6 +53,8 @@ bool fusable(const torch::Tensor& p, const torch::optim::AdamOptions& options) {
 }  // namespace
 
 bool FusedAdam::set_gradient_parts(const torch::Tensor& gradient, const std::vector<torch::Tensor>& parts) {
+  parts_.clear();
+  if (!gradient.defined() || parts.empty()) return false;
   for (const auto& part : parts) {
     if (!part.is_contiguous() || !part.device().is_cpu() || part.scalar_type() != torch::kFloat ||
         part.numel() != gradient.numel())

@@ -25,8 +25,9 @@ class FusedAdam : public torch::optim::Adam {
   // From now on the gradient of the parameter whose grad() is `gradient` counts these buffers
   // (contiguous float32, its size) too, added element by element in order inside the step's
   // pass: the batch shards' gradients (train/trainer.h) summed without a pass of their own.
-  // grad() itself is left as it is. Replaces earlier parts; false when no parameter of this
-  // optimiser has that gradient or the fused step cannot take it.
+  // grad() itself is left as it is. Replaces (or, given no parts, clears) the parts set
+  // before; false when there are none, when no parameter of this optimiser has that gradient,
+  // or when the fused step cannot take it.
   bool set_gradient_parts(const torch::Tensor& gradient, const std::vector<torch::Tensor>& parts);
 
   torch::Tensor step(LossClosure closure = nullptr) override;

@@ -90,6 +90,9 @@ std::pair<double, double> sharded_forward_backward(models::ClassifierImpl& model
       acc[s] = batch_accuracy(logits, y) * share;
     }
   });
+  // Replicas a short batch left idle hold the last step's gradients; an optimiser summing them
+  // must find zeros.
+  for (size_t s = count; s <= shards.replicas.size(); ++s) shards.replica_gradients[s - 1].zero_();
   if (count > 1 && sum_gradients) {
     // The model's gradient += each replica's, element by element in replica order (the same
     // sums at any thread count), split over the threads.
@@ -224,8 +227,8 @@ EpochStats train_epoch(models::ClassifierImpl& model, torch::optim::Optimizer& o
   // FusedAdam adds the shards' gradients in its own pass; for other optimisers they are summed
   // after the backward passes.
   auto* fused_adam = dynamic_cast<FusedAdam*>(&optimizer);
-  const bool optimizer_sums = settings.shards.gradient.defined() && fused_adam &&
-                              fused_adam->set_gradient_parts(settings.shards.gradient, settings.shards.replica_gradients);
+  const bool optimizer_sums =
+      fused_adam && fused_adam->set_gradient_parts(settings.shards.gradient, settings.shards.replica_gradients);
   Progress bar("Training", n, progress);
   double loss_sum = 0, acc_sum = 0;
   int64_t batches = 0;
