@@ -280,18 +280,27 @@ EpochStats evaluate(models::ClassifierImpl& model, const torch::Tensor& inputs, 
 
 namespace {
 
+// One zeroed buffer as large as all of `params` together, and each parameter's slice of it as
+// a view of the parameter's shape.
+std::pair<torch::Tensor, std::vector<torch::Tensor>> flat_buffer(const std::vector<torch::Tensor>& params) {
+  int64_t total = 0;
+  for (const auto& p : params) total += p.numel();
+  torch::Tensor buffer = torch::zeros({total}, params.at(0).options().requires_grad(false));
+  std::vector<torch::Tensor> views;
+  int64_t at = 0;
+  for (const auto& p : params) {
+    views.push_back(buffer.narrow(0, at, p.numel()).view(p.sizes()));
+    at += p.numel();
+  }
+  return {buffer, views};
+}
+
 // Points every parameter's gradient into one zeroed buffer (backward then adds into it in
 // place); returns the buffer.
 torch::Tensor attach_flat_gradients(torch::nn::Module& model) {
   std::vector<torch::Tensor> params = model.parameters();
-  int64_t total = 0;
-  for (const auto& p : params) total += p.numel();
-  torch::Tensor grads = torch::zeros({total}, params.at(0).options().requires_grad(false));
-  int64_t at = 0;
-  for (auto& p : params) {
-    p.mutable_grad() = grads.narrow(0, at, p.numel()).view(p.sizes());
-    at += p.numel();
-  }
+  auto [grads, views] = flat_buffer(params);
+  for (size_t i = 0; i < params.size(); ++i) params[i].mutable_grad() = views[i];
   return grads;
 }
 
@@ -299,15 +308,10 @@ torch::Tensor attach_flat_gradients(torch::nn::Module& model) {
 
 torch::Tensor flatten_parameters(torch::nn::Module& model) {
   std::vector<torch::Tensor> params = model.parameters();
-  int64_t total = 0;
-  for (const auto& p : params) total += p.numel();
-  torch::Tensor values = torch::empty({total}, params.at(0).options().requires_grad(false));
-  int64_t at = 0;
-  for (auto& p : params) {
-    const int64_t n = p.numel();
-    values.narrow(0, at, n).copy_(p.detach().reshape(-1));
-    p.set_data(values.narrow(0, at, n).view(p.sizes()));
-    at += n;
+  auto [values, views] = flat_buffer(params);
+  for (size_t i = 0; i < params.size(); ++i) {
+    views[i].copy_(params[i].detach());
+    params[i].set_data(views[i]);
   }
   values.requires_grad_(true);
   values.mutable_grad() = attach_flat_gradients(model);
