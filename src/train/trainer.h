@@ -65,7 +65,7 @@ struct EpochStats {
 // A training batch split into one shard per thread. The replicas are copies of the model
 // that share its parameters' storage, each with its own flat gradient buffer; after the
 // shards' backward passes their gradients are summed into `gradient`, the model's (see
-// flatten_parameters). Empty: the whole batch on the model.
+// flatten_parameters), or by FusedAdam inside its step. Empty: the whole batch on the model.
 struct BatchShards {
   std::vector<models::Classifier> replicas;
   std::vector<torch::Tensor> replica_gradients;
