@@ -292,6 +292,19 @@ class ConvPoolRelu : public torch::autograd::Function<ConvPoolRelu> {
   }
 };
 
+// input @ weight^T + bias, then the ReLU in place when `relu`.
+Tensor linear_forward(const Tensor& input, const Tensor& weight, const Tensor& bias, bool relu) {
+  Tensor out = bias.defined() ? at::addmm(bias, input, weight.t()) : at::mm(input, weight.t());
+  return relu ? out.relu_() : out;
+}
+
+// A parameter's grad(), created as zeros the first time, for adding into in place.
+Tensor& gradient_buffer(Tensor& parameter) {
+  Tensor& grad = parameter.mutable_grad();
+  if (!grad.defined()) grad = at::zeros_like(parameter);
+  return grad;
+}
+
 // Gradients of weight and bias are accumulated here, not returned: they are kept in the
 // context as the parameters themselves (a saved variable may be unpacked as a new handle, and
 // grad() belongs to the handle's tensor).
@@ -299,8 +312,7 @@ class Linear : public torch::autograd::Function<Linear> {
  public:
   static Tensor forward(torch::autograd::AutogradContext* ctx, const Tensor& input, const Tensor& weight,
                         const Tensor& bias, bool relu) {
-    Tensor out = at::addmm(bias, input, weight.t());
-    if (relu) out.relu_();
+    const Tensor out = linear_forward(input, weight, bias, relu);
     ctx->save_for_backward({input, relu ? out : Tensor()});
     ctx->saved_data["weight"] = weight;
     ctx->saved_data["bias"] = bias;
@@ -315,16 +327,8 @@ class Linear : public torch::autograd::Function<Linear> {
     Tensor weight = ctx->saved_data["weight"].toTensor();
     Tensor bias = ctx->saved_data["bias"].toTensor();
     const Tensor grad = out.defined() ? at::threshold_backward(grads[0], out, 0) : grads[0];
-    if (ctx->needs_input_grad(1)) {
-      Tensor& weight_grad = weight.mutable_grad();
-      if (!weight_grad.defined()) weight_grad = at::zeros_like(weight);
-      weight_grad.addmm_(grad.t(), input);
-    }
-    if (ctx->needs_input_grad(2)) {
-      Tensor& bias_grad = bias.mutable_grad();
-      if (!bias_grad.defined()) bias_grad = at::zeros_like(bias);
-      bias_grad.add_(grad.sum(0));
-    }
+    if (ctx->needs_input_grad(1)) gradient_buffer(weight).addmm_(grad.t(), input);
+    if (ctx->needs_input_grad(2)) gradient_buffer(bias).add_(grad.sum(0));
     return {ctx->needs_input_grad(0) ? grad.mm(weight) : Tensor(), Tensor(), Tensor(), Tensor()};
   }
 };
@@ -377,8 +381,7 @@ Tensor linear(const Tensor& input, const Tensor& weight, const Tensor& bias, boo
     return relu ? torch::relu(out) : out;
   }
   if (needs_graph) return Linear::apply(input, weight, bias, relu);
-  Tensor out = bias.defined() ? at::addmm(bias, input, weight.t()) : at::mm(input, weight.t());
-  return relu ? out.relu_() : out;
+  return linear_forward(input, weight, bias, relu);
 }
 
 }  // namespace convkit::models
