@@ -168,6 +168,21 @@ TEST(Dataset, NormalisationMatchesDefinition) {
   EXPECT_NEAR(x.std().item<double>(), 1.0, 1e-4);
 }
 
+TEST(Dataset, LargeInputsOnHugePagesHoldTheSameValues) {
+  // 12,000 images (36 MB of floats) take the 2 MB-aligned allocation; slices of 100 the plain one.
+  torch::manual_seed(29);
+  const auto images = torch::randint(0, 256, {12000, 28, 28}, torch::kUInt8);
+  const data::Normalization norm{0.2860f, 0.3530f};
+  const torch::Tensor whole = data::to_model_input(images, norm);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(whole.data_ptr()) % (2u << 20), 0u);
+  for (int64_t start : {0, 5900, 11900}) {
+    EXPECT_TRUE(whole.slice(0, start, start + 100).equal(data::to_model_input(images.slice(0, start, start + 100), norm)));
+  }
+  const torch::Tensor floats = images.to(torch::kFloat);
+  data::to_model_input(floats, norm);
+  EXPECT_TRUE(floats.equal(images.to(torch::kFloat))) << "the caller's float pixels are left alone";
+}
+
 TEST(Dataset, RandomSplitIsSeededPartition) {
   torch::manual_seed(1234);
   const auto a = data::random_split(1000);

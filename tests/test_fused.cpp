@@ -3,6 +3,8 @@
 // threads) against the plain one.
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <limits>
 #include <sstream>
 
 #include "models/fused.h"
@@ -143,6 +145,39 @@ TEST(FusedLinear, MatchesLibTorchWithAndWithoutReluAndBias) {
   }
 }
 
+TEST(FusedLinear, BlasAndLibTorchPathsAgreeOnLeNetShapes) {
+  // Contiguous float operands take the direct BLAS calls; a transposed input or a strided
+  // gradient buffer takes LibTorch's ops. Both must give autograd's numbers.
+  torch::manual_seed(31);
+  for (bool strided : {false, true}) {
+    SCOPED_TRACE(strided ? "LibTorch path" : "BLAS path");
+    const torch::Tensor input = torch::randn({32, 256}), weight = torch::randn({120, 256}) * 0.06;
+    const torch::Tensor bias = torch::randn({120}) * 0.1;
+    const auto x = strided ? input.t().contiguous().t().requires_grad_() : input.clone().requires_grad_();
+    const auto w = weight.clone().requires_grad_(), b = bias.clone().requires_grad_();
+    if (strided) w.mutable_grad() = torch::zeros({256, 120}).t();
+    const auto xd = input.to(torch::kDouble).requires_grad_(), wd = weight.to(torch::kDouble).requires_grad_(),
+               bd = bias.to(torch::kDouble).requires_grad_();
+    const torch::Tensor fused = models::linear(x, w, b, true);
+    const torch::Tensor ref = torch::relu(F::linear(xd, wd, bd));
+    EXPECT_LE(relative_error(fused, ref), 1e-6);
+    const torch::Tensor grad_out = torch::randn(ref.sizes(), torch::kDouble);
+    fused.backward(grad_out.to(torch::kFloat));
+    ref.backward(grad_out);
+    EXPECT_LE(relative_error(x.grad(), xd.grad()), 1e-6) << "input gradient";
+    EXPECT_LE(relative_error(w.grad(), wd.grad()), 1e-6) << "weight gradient";
+    EXPECT_LE(relative_error(b.grad(), bd.grad()), 1e-6) << "bias gradient";
+    EXPECT_EQ(w.grad().is_contiguous(), !strided) << "the gradient buffer is written in place";
+  }
+}
+
+TEST(FusedLinear, ReluKeepsNaN) {
+  const auto x = torch::tensor({{1.0f, -1.0f}}), w = torch::eye(2), b = torch::tensor({std::nanf(""), 0.0f});
+  const torch::Tensor y = models::linear(x, w, b, true);
+  EXPECT_TRUE(std::isnan(y[0][0].item<float>()));
+  EXPECT_EQ(y[0][1].item<float>(), 0.0f);
+}
+
 TEST(FusedLinear, InputsWithoutGradientsAndInferenceNeedNoGraph) {
   const auto w = torch::randn({4, 6}).requires_grad_(), b = torch::randn({4}).requires_grad_();
   const torch::Tensor x = torch::randn({3, 6});  // data: no gradient wanted
@@ -237,6 +272,31 @@ TEST(FusedAdam, AddsGradientPartsInItsPass) {
     EXPECT_TRUE(p.grad().equal(a)) << "the parameter's own gradient is left as it was";
   }
   EXPECT_LE(relative_error(p, q), 1e-6);
+}
+
+TEST(FusedAdam, SubnormalMomentsAreFlushedAndParametersStillMatchAdam) {
+  // One gradient, then zeros: the first moment decays by 0.9 a step through the subnormal range
+  // (below 1.2e-38) around step 800. LibTorch keeps the subnormals; the fused step flushes them.
+  const torch::Tensor start = torch::randn({64});
+  auto p = start.clone().requires_grad_(), q = start.clone().requires_grad_();
+  train::FusedAdam fused({p}, torch::optim::AdamOptions(1e-3));
+  torch::optim::Adam reference({q}, torch::optim::AdamOptions(1e-3));
+  for (int step = 0; step < 900; ++step) {
+    const torch::Tensor grad = step == 0 ? torch::randn({64}) * 1e-3 : torch::zeros({64});
+    p.mutable_grad() = grad.clone();
+    q.mutable_grad() = grad.clone();
+    fused.step();
+    reference.step();
+  }
+  const auto& ours = static_cast<torch::optim::AdamParamState&>(*fused.state().begin()->second);
+  const auto& theirs = static_cast<torch::optim::AdamParamState&>(*reference.state().begin()->second);
+  const auto subnormal = [](const torch::Tensor& t) {
+    const torch::Tensor a = t.abs();
+    return ((a > 0) & (a < std::numeric_limits<float>::min())).sum().item<int64_t>();
+  };
+  EXPECT_GT(subnormal(theirs.exp_avg()), 0) << "the case this test is about";
+  EXPECT_EQ(subnormal(ours.exp_avg()), 0);
+  EXPECT_LE((p - q).abs().max().item<double>(), 1e-6);
 }
 
 TEST(FusedAdam, AmsgradAndOtherDtypesTakeLibTorchsStep) {

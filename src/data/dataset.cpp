@@ -1,5 +1,8 @@
 #include "data/dataset.h"
 
+#include <sys/mman.h>
+
+#include <cstdlib>
 #include <cstring>
 
 #include "data/idx.h"
@@ -71,15 +74,38 @@ torch::Tensor gather_rows(const torch::Tensor& source, const torch::Tensor& inde
   return out;
 }
 
+namespace {
+
+// Training reads random 3 KB rows of a ~190 MB tensor. With 4 KB pages nearly every row costs
+// a TLB miss and a page walk (which a virtual machine doubles): gathering a batch of 64 took
+// 67-198 us, 48 us on 2 MB pages. Tensors this large are therefore allocated 2 MB-aligned and
+// offered to the kernel's transparent huge pages (a hint; without them nothing changes).
+constexpr size_t kHugePage = size_t{2} << 20;
+constexpr size_t kHugePagesFrom = size_t{32} << 20;
+
+torch::Tensor empty_float(at::IntArrayRef sizes) {
+  const size_t bytes = static_cast<size_t>(c10::multiply_integers(sizes)) * sizeof(float);
+  if (bytes < kHugePagesFrom) return torch::empty(sizes, torch::kFloat);
+  const size_t rounded = (bytes + kHugePage - 1) / kHugePage * kHugePage;
+  void* memory = std::aligned_alloc(kHugePage, rounded);
+  if (memory == nullptr) return torch::empty(sizes, torch::kFloat);
+#ifdef MADV_HUGEPAGE
+  madvise(memory, rounded, MADV_HUGEPAGE);
+#endif
+  return torch::from_blob(memory, sizes, [](void* p) { std::free(p); }, torch::kFloat);
+}
+
+}  // namespace
+
 torch::Tensor to_model_input(const torch::Tensor& pixels, Normalization norm) {
   torch::Tensor x = pixels.dim() == 3 ? pixels.unsqueeze(1) : pixels;
   // Same ops, same order, same dtypes as torchvision's ToTensor().div(255) then Normalize's
   // sub_(mean).div_(std) with one-element float tensors, so the values are bit-identical.
   const auto mean = torch::tensor({norm.mean}).view({-1, 1, 1});
   const auto std = torch::tensor({norm.std}).view({-1, 1, 1});
-  // In place after the conversion: the same arithmetic without a second full-size temporary.
-  torch::Tensor out = x.to(torch::kFloat);
-  if (out.data_ptr() == x.data_ptr()) out = out.clone();  // float input: never modify the caller's
+  // In place after the conversion into a new tensor: the same arithmetic without a second
+  // full-size temporary, and the caller's (float) pixels are never modified.
+  torch::Tensor out = empty_float(x.sizes()).copy_(x);
   return out.div_(255).sub_(mean).div_(std);
 }
 

@@ -1,10 +1,12 @@
 #include "models/fused.h"
 
 #include <ATen/Parallel.h>
+#include <dlfcn.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <vector>
 
 namespace convkit::models {
 namespace {
@@ -263,37 +265,95 @@ class ConvPoolRelu : public torch::autograd::Function<ConvPoolRelu> {
     const int64_t groups = (n + kImagesPerPartial - 1) / kImagesPerPartial;
     const int64_t rows = g.outputs * g.channels * g.kernel;  // kernel rows, 8 lanes each when padded
     const int64_t width = rows * kLanes + g.outputs;         // a group's padded weight then bias gradient
+    const int64_t scratch_size = 2 * (g.input_size() + kLanes);
 
-    Tensor weight8 = torch::zeros({rows, kLanes}, weight.options());
-    weight8.narrow(1, 0, g.kernel).copy_(weight.reshape({rows, g.kernel}));
-    Tensor partials = torch::zeros({groups, width}, input.options());
-    Tensor scratch = torch::empty({groups, 2 * (g.input_size() + kLanes)}, input.options());
+    // Work space in plain memory, reused from call to call: at LeNet's sizes a handful of
+    // tensor allocations and copies cost as much as a small batch's arithmetic.
+    thread_local std::vector<float> weight8, partials, scratch;
+    weight8.assign(rows * kLanes, 0.0f);
+    const float* w = weight.data_ptr<float>();
+    for (int64_t r = 0; r < rows; ++r) std::copy(w + r * g.kernel, w + (r + 1) * g.kernel, weight8.data() + r * kLanes);
+    partials.assign(groups * width, 0.0f);
+    scratch.resize(groups * scratch_size);
     Tensor grad_input = ctx->needs_input_grad(0) ? torch::empty_like(input) : Tensor();
     const float* x = input.data_ptr<float>();
-    const float* w8 = weight8.data_ptr<float>();
+    const float* w8 = weight8.data();
     const float* go = grad_out.data_ptr<float>();
     const uint8_t* win = winners.data_ptr<uint8_t>();
-    float* part = partials.data_ptr<float>();
-    float* scr = scratch.data_ptr<float>();
+    float* part = partials.data();
+    float* scr = scratch.data();
     float* gi = grad_input.defined() ? grad_input.data_ptr<float>() : nullptr;
     at::parallel_for(0, groups, 1, [&](int64_t begin, int64_t end) {
       for (int64_t group = begin; group < end; ++group) {
         float* sums = part + group * width;
         backward_images(x, w8, go, win, g, group * kImagesPerPartial, std::min(n, (group + 1) * kImagesPerPartial), sums,
-                        sums + rows * kLanes, gi, scr + group * scratch.size(1));
+                        sums + rows * kLanes, gi, scr + group * scratch_size);
       }
     });
-    Tensor total = torch::zeros({width}, input.options());
-    float* t = total.data_ptr<float>();
-    for (int64_t group = 0; group < groups; ++group)
-      for (int64_t j = 0; j < width; ++j) t[j] += part[group * width + j];
-    const Tensor grad_weight = total.narrow(0, 0, rows * kLanes).view({rows, kLanes}).narrow(1, 0, g.kernel);
-    return {grad_input, grad_weight.reshape(weight.sizes()), total.narrow(0, rows * kLanes, g.outputs)};
+    // The groups in order, into the unpadded weight layout and the bias.
+    Tensor grad_weight = torch::zeros_like(weight, torch::MemoryFormat::Contiguous);
+    Tensor grad_bias = torch::zeros({g.outputs}, weight.options());
+    float* gw = grad_weight.data_ptr<float>();
+    float* gb = grad_bias.data_ptr<float>();
+    for (int64_t group = 0; group < groups; ++group) {
+      const float* sums = part + group * width;
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t j = 0; j < g.kernel; ++j) gw[r * g.kernel + j] += sums[r * kLanes + j];
+      for (int64_t o = 0; o < g.outputs; ++o) gb[o] += sums[rows * kLanes + o];
+    }
+    return {grad_input, grad_weight, grad_bias};
   }
 };
 
+// The BLAS LibTorch itself calls (Fortran sgemm_, found at run time in the process: OpenBLAS on
+// Debian), for the dense layers' small products: at::addmm and friends cost a dispatch, checks
+// and allocations each, as much as the arithmetic of a 32-image shard's layer.
+using Sgemm = void (*)(const char* transa, const char* transb, const int* m, const int* n, const int* k,
+                       const float* alpha, const float* a, const int* lda, const float* b, const int* ldb,
+                       const float* beta, float* c, const int* ldc);
+
+Sgemm blas_sgemm() {
+  static const auto sgemm = reinterpret_cast<Sgemm>(dlsym(RTLD_DEFAULT, "sgemm_"));
+  return sgemm;
+}
+
+// Column-major C (m x n) = op(A) op(B) + beta C, as BLAS has it; a row-major matrix is its
+// transpose in column-major, so the calls below read "backwards".
+void gemm(char transa, char transb, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
+          int64_t ldb, float beta, float* c, int64_t ldc) {
+  const int mi = static_cast<int>(m), ni = static_cast<int>(n), ki = static_cast<int>(k);
+  const int lda_i = static_cast<int>(lda), ldb_i = static_cast<int>(ldb), ldc_i = static_cast<int>(ldc);
+  const float one = 1.0f;
+  blas_sgemm()(&transa, &transb, &mi, &ni, &ki, &one, a, &lda_i, b, &ldb_i, &beta, c, &ldc_i);
+}
+
+bool fits_int(int64_t v) { return v > 0 && v < (int64_t{1} << 31); }
+
+// The BLAS path: CPU float32, contiguous 2-D input, contiguous weight and bias.
+bool blas_linear_fits(const Tensor& input, const Tensor& weight, const Tensor& bias) {
+  return blas_sgemm() && bias.defined() && input.dim() == 2 && input.device().is_cpu() &&
+         input.scalar_type() == torch::kFloat && weight.scalar_type() == torch::kFloat &&
+         bias.scalar_type() == torch::kFloat && weight.device().is_cpu() && input.is_contiguous() &&
+         weight.is_contiguous() && bias.is_contiguous() && fits_int(input.size(0)) && fits_int(input.size(1)) &&
+         fits_int(weight.size(0)) && weight.size(1) == input.size(1) && bias.numel() == weight.size(0);
+}
+
+// out[n, o] = input[n, i] . weight[o, i] + bias[o], then max(x, 0) (NaN stays) when `relu`.
+Tensor blas_linear_forward(const Tensor& input, const Tensor& weight, const Tensor& bias, bool relu) {
+  const int64_t n = input.size(0), in = input.size(1), out_features = weight.size(0);
+  Tensor out = torch::empty({n, out_features}, input.options());
+  float* y = out.data_ptr<float>();
+  const float* b = bias.data_ptr<float>();
+  for (int64_t r = 0; r < n; ++r) std::copy(b, b + out_features, y + r * out_features);
+  gemm('T', 'N', out_features, n, in, weight.data_ptr<float>(), in, input.data_ptr<float>(), in, 1.0f, y, out_features);
+  if (relu)
+    for (int64_t j = 0; j < n * out_features; ++j) y[j] = y[j] < 0 ? 0.0f : y[j];
+  return out;
+}
+
 // input @ weight^T + bias, then the ReLU in place when `relu`.
 Tensor linear_forward(const Tensor& input, const Tensor& weight, const Tensor& bias, bool relu) {
+  if (blas_linear_fits(input, weight, bias)) return blas_linear_forward(input, weight, bias, relu);
   Tensor out = bias.defined() ? at::addmm(bias, input, weight.t()) : at::mm(input, weight.t());
   return relu ? out.relu_() : out;
 }
@@ -303,6 +363,11 @@ Tensor& gradient_buffer(Tensor& parameter) {
   Tensor& grad = parameter.mutable_grad();
   if (!grad.defined()) grad = at::zeros_like(parameter);
   return grad;
+}
+
+bool blas_gradient_fits(const Tensor& grad, const Tensor& parameter) {
+  return grad.is_contiguous() && grad.scalar_type() == torch::kFloat && grad.device().is_cpu() &&
+         grad.sizes() == parameter.sizes();
 }
 
 // Gradients of weight and bias are accumulated here, not returned: they are kept in the
@@ -326,10 +391,47 @@ class Linear : public torch::autograd::Function<Linear> {
     const Tensor& out = saved[1];
     Tensor weight = ctx->saved_data["weight"].toTensor();
     Tensor bias = ctx->saved_data["bias"].toTensor();
+    const bool want_input = ctx->needs_input_grad(0), want_weight = ctx->needs_input_grad(1),
+               want_bias = ctx->needs_input_grad(2);
+    if (blas_linear_fits(input, weight, bias) && grads[0].scalar_type() == torch::kFloat &&
+        (!want_weight || blas_gradient_fits(gradient_buffer(weight), weight)) &&
+        (!want_bias || blas_gradient_fits(gradient_buffer(bias), bias))) {
+      return {blas_backward(input, out, weight, bias, grads[0].contiguous(), want_input, want_weight, want_bias),
+              Tensor(), Tensor(), Tensor()};
+    }
     const Tensor grad = out.defined() ? at::threshold_backward(grads[0], out, 0) : grads[0];
-    if (ctx->needs_input_grad(1)) gradient_buffer(weight).addmm_(grad.t(), input);
-    if (ctx->needs_input_grad(2)) gradient_buffer(bias).add_(grad.sum(0));
-    return {ctx->needs_input_grad(0) ? grad.mm(weight) : Tensor(), Tensor(), Tensor(), Tensor()};
+    if (want_weight) gradient_buffer(weight).addmm_(grad.t(), input);
+    if (want_bias) gradient_buffer(bias).add_(grad.sum(0));
+    return {want_input ? grad.mm(weight) : Tensor(), Tensor(), Tensor(), Tensor()};
+  }
+
+ private:
+  // The ReLU's mask, then weight.grad += grad^T input, bias.grad += column sums of grad, and the
+  // input's gradient grad @ weight, straight on the buffers.
+  static Tensor blas_backward(const Tensor& input, const Tensor& out, Tensor& weight, Tensor& bias,
+                              const Tensor& grad_out, bool want_input, bool want_weight, bool want_bias) {
+    const int64_t n = input.size(0), in = input.size(1), out_features = weight.size(0);
+    thread_local std::vector<float> masked;
+    const float* g = grad_out.data_ptr<float>();
+    if (out.defined()) {
+      masked.resize(n * out_features);
+      const float* y = out.data_ptr<float>();
+      for (int64_t j = 0; j < n * out_features; ++j) masked[j] = y[j] > 0 ? g[j] : 0.0f;
+      g = masked.data();
+    }
+    if (want_weight)
+      gemm('N', 'T', in, out_features, n, input.data_ptr<float>(), in, g, out_features, 1.0f,
+           weight.mutable_grad().data_ptr<float>(), in);
+    if (want_bias) {
+      float* gb = bias.mutable_grad().data_ptr<float>();
+      for (int64_t r = 0; r < n; ++r)
+        for (int64_t o = 0; o < out_features; ++o) gb[o] += g[r * out_features + o];
+    }
+    if (!want_input) return Tensor();
+    Tensor grad_input = torch::empty({n, in}, input.options());
+    gemm('N', 'N', in, n, out_features, weight.data_ptr<float>(), in, g, out_features, 0.0f,
+         grad_input.data_ptr<float>(), in);
+    return grad_input;
   }
 };
 

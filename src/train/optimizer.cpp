@@ -2,6 +2,8 @@
 
 #include <ATen/Parallel.h>
 
+#include <xmmintrin.h>
+
 #include <algorithm>
 #include <cmath>
 
@@ -13,13 +15,32 @@ namespace {
 // One Adam step over n elements, in the order of torch::optim::Adam's ops:
 //   g += weight_decay * p;  m = m * beta1 + (1 - beta1) * g;  v = v * beta2 + (1 - beta2) * g * g
 //   p += -step_size * m / (sqrt(v) / sqrt(bias_correction2) + eps)
+// except that sqrt(v) is multiplied by 1 / sqrt(bias_correction2): one division fewer per
+// element (the step is bound by the divider), at most an ulp of the denominator apart.
 struct AdamCoefficients {
-  float beta1, one_minus_beta1, beta2, one_minus_beta2, weight_decay, sqrt_bias_correction2, eps, minus_step_size;
+  float beta1, one_minus_beta1, beta2, one_minus_beta2, weight_decay, inverse_sqrt_bias_correction2, eps,
+      minus_step_size;
 };
 
 // Elements per block: the gradient is summed from its parts into a block on the stack, then
 // the block is updated; both loops vectorise.
 constexpr int64_t kBlock = 512;
+
+// A parameter whose gradient stays zero (a dead ReLU unit's weights) has moments that decay
+// geometrically through the subnormal range, where each multiply takes a microcode assist of
+// ~100 cycles: at batch 16 that made the step 3x slower. Subnormals are flushed to zero inside
+// this pass only, which moves no parameter by more than lr * 1e-38 / eps = 1e-33.
+class FlushSubnormals {
+ public:
+  FlushSubnormals() : saved_(_mm_getcsr()) { _mm_setcsr(saved_ | kFlushToZero | kDenormalsAreZero); }
+  ~FlushSubnormals() { _mm_setcsr(saved_); }
+  FlushSubnormals(const FlushSubnormals&) = delete;
+  FlushSubnormals& operator=(const FlushSubnormals&) = delete;
+
+ private:
+  static constexpr unsigned kFlushToZero = 0x8000, kDenormalsAreZero = 0x0040;
+  unsigned saved_;
+};
 
 __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) void adam_update(
     const AdamCoefficients& c, float* __restrict p, const float* __restrict grad, const float* const* parts,
@@ -40,7 +61,7 @@ __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) vo
       const float v_i = vb[i] * c.beta2 + c.one_minus_beta2 * g[i] * g[i];
       mb[i] = m_i;
       vb[i] = v_i;
-      pb[i] = pb[i] + c.minus_step_size * m_i / (std::sqrt(v_i) / c.sqrt_bias_correction2 + c.eps);
+      pb[i] = pb[i] + c.minus_step_size * m_i / (std::sqrt(v_i) * c.inverse_sqrt_bias_correction2 + c.eps);
     }
   }
 }
@@ -109,7 +130,7 @@ torch::Tensor FusedAdam::step(LossClosure closure) {
                                static_cast<float>(beta2),
                                static_cast<float>(1 - beta2),
                                static_cast<float>(options.weight_decay()),
-                               static_cast<float>(std::sqrt(bias_correction2)),
+                               static_cast<float>(1 / std::sqrt(bias_correction2)),
                                static_cast<float>(options.eps()),
                                static_cast<float>(-options.lr() / bias_correction1)};
       std::vector<const float*> parts;
@@ -120,6 +141,7 @@ torch::Tensor FusedAdam::step(LossClosure closure) {
       float* m = state.exp_avg().data_ptr<float>();
       float* v = state.exp_avg_sq().data_ptr<float>();
       at::parallel_for(0, p.numel(), 16384, [&](int64_t begin, int64_t end) {
+        const FlushSubnormals flush;
         adam_update(c, values, grad, parts.data(), static_cast<int64_t>(parts.size()), m, v, begin, end - begin);
       });
     }
