@@ -3,7 +3,9 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
 
+#include <algorithm>
 #include <chrono>
+#include <functional>
 #include <cmath>
 #include <nlohmann/json.hpp>
 #include <ostream>
@@ -355,6 +357,60 @@ torch::Tensor random_sampler_order(int64_t n) {
   return torch::randperm(n, generator, torch::kInt64);
 }
 
+namespace {
+
+// Every run setting once: its key in run.json and --config files, how it is read and how it
+// is written back.
+struct Setting {
+  const char* key;
+  std::function<void(TrainOptions&, const nlohmann::json&)> read;
+  std::function<nlohmann::json(const TrainOptions&)> write;  // empty: not written to run.json
+};
+
+template <typename T>
+Setting option(const char* key, T TrainOptions::*member) {
+  return {key, [member](TrainOptions& o, const nlohmann::json& v) { o.*member = v.get<T>(); },
+          [member](const TrainOptions& o) { return nlohmann::json(o.*member); }};
+}
+
+template <typename T>
+Setting augmentation(const char* key, T data::Augmentation::*member) {
+  return {key, [member](TrainOptions& o, const nlohmann::json& v) { o.augmentation.*member = v.get<T>(); },
+          [member](const TrainOptions& o) { return nlohmann::json(o.augmentation.*member); }};
+}
+
+const std::vector<Setting>& run_settings() {
+  static const std::vector<Setting> settings = {
+      option("model", &TrainOptions::model),
+      option("epochs", &TrainOptions::epochs),
+      option("batch_size", &TrainOptions::batch_size),
+      option("lr", &TrainOptions::lr),
+      option("seed", &TrainOptions::seed),
+      option("data_dir", &TrainOptions::data_dir),
+      option("limit", &TrainOptions::limit),
+      option("rotation_degrees", &TrainOptions::rotation),
+      option("threads", &TrainOptions::threads),  // written as the count the run used
+      {"device", [](TrainOptions& o, const nlohmann::json& v) { o.device = v.get<std::string>(); }, {}},
+      option("optimizer", &TrainOptions::optimizer),
+      option("momentum", &TrainOptions::momentum),
+      option("nesterov", &TrainOptions::nesterov),
+      option("weight_decay", &TrainOptions::weight_decay),
+      option("schedule", &TrainOptions::schedule),
+      option("step_size", &TrainOptions::step_size),
+      option("gamma", &TrainOptions::gamma),
+      option("label_smoothing", &TrainOptions::label_smoothing),
+      option("patience", &TrainOptions::patience),
+      option("exact", &TrainOptions::exact),
+      augmentation("aug_rotate", &data::Augmentation::rotate_degrees),
+      augmentation("aug_translate", &data::Augmentation::translate),
+      augmentation("aug_hflip", &data::Augmentation::hflip),
+      option("test", &TrainOptions::test),
+  };
+  return settings;
+}
+
+}  // namespace
+
 void apply_settings(TrainOptions& o, const nlohmann::json& j, const std::string& source) {
   if (!j.is_object()) throw file_error(source, "settings must be a JSON object");
   if (j.contains("preset")) {  // first, so the other keys override it
@@ -362,33 +418,13 @@ void apply_settings(TrainOptions& o, const nlohmann::json& j, const std::string&
     o = preset(j["preset"].get<std::string>());
   }
   for (const auto& [key, v] : j.items()) {
+    if (key == "preset") continue;
+    const std::string name = key == "rotation" ? "rotation_degrees" : key;  // the flag's name
+    const auto& settings = run_settings();
+    const auto it = std::find_if(settings.begin(), settings.end(), [&](const Setting& s) { return name == s.key; });
+    if (it == settings.end()) throw file_error(source, "unknown setting '" + key + "'");
     try {
-      if (key == "model") o.model = v.get<std::string>();
-      else if (key == "epochs") o.epochs = v.get<int64_t>();
-      else if (key == "batch_size") o.batch_size = v.get<int64_t>();
-      else if (key == "lr") o.lr = v.get<double>();
-      else if (key == "seed") o.seed = v.get<uint64_t>();
-      else if (key == "data_dir") o.data_dir = v.get<std::string>();
-      else if (key == "limit") o.limit = v.get<int64_t>();
-      else if (key == "rotation_degrees" || key == "rotation") o.rotation = v.get<double>();
-      else if (key == "threads") o.threads = v.get<int>();
-      else if (key == "device") o.device = v.get<std::string>();
-      else if (key == "optimizer") o.optimizer = v.get<std::string>();
-      else if (key == "momentum") o.momentum = v.get<double>();
-      else if (key == "nesterov") o.nesterov = v.get<bool>();
-      else if (key == "weight_decay") o.weight_decay = v.get<double>();
-      else if (key == "schedule") o.schedule = v.get<std::string>();
-      else if (key == "step_size") o.step_size = v.get<int64_t>();
-      else if (key == "gamma") o.gamma = v.get<double>();
-      else if (key == "label_smoothing") o.label_smoothing = v.get<double>();
-      else if (key == "patience") o.patience = v.get<int64_t>();
-      else if (key == "exact") o.exact = v.get<bool>();
-      else if (key == "aug_rotate") o.augmentation.rotate_degrees = v.get<double>();
-      else if (key == "aug_translate") o.augmentation.translate = v.get<int64_t>();
-      else if (key == "aug_hflip") o.augmentation.hflip = v.get<bool>();
-      else if (key == "test") o.test = v.get<bool>();
-      else if (key == "preset") continue;
-      else throw file_error(source, "unknown setting '" + key + "'");
+      it->read(o, v);
     } catch (const nlohmann::json::exception&) {
       throw file_error(source, "setting '" + key + "' has the wrong type (" + v.dump() + ")");
     }
@@ -413,29 +449,11 @@ TrainOptions read_run_options(const std::filesystem::path& run_dir) {
 namespace {
 
 nlohmann::json run_settings_json(const TrainOptions& o, int threads) {
-  return {{"model", o.model},
-          {"epochs", o.epochs},
-          {"batch_size", o.batch_size},
-          {"lr", o.lr},
-          {"seed", o.seed},
-          {"data_dir", o.data_dir},
-          {"limit", o.limit},
-          {"rotation_degrees", o.rotation},
-          {"threads", threads},
-          {"optimizer", o.optimizer},
-          {"momentum", o.momentum},
-          {"nesterov", o.nesterov},
-          {"weight_decay", o.weight_decay},
-          {"schedule", o.schedule},
-          {"step_size", o.step_size},
-          {"gamma", o.gamma},
-          {"label_smoothing", o.label_smoothing},
-          {"patience", o.patience},
-          {"aug_rotate", o.augmentation.rotate_degrees},
-          {"aug_translate", o.augmentation.translate},
-          {"aug_hflip", o.augmentation.hflip},
-          {"test", o.test},
-          {"exact", o.exact}};
+  nlohmann::json j;
+  for (const Setting& setting : run_settings())
+    if (setting.write) j[setting.key] = setting.write(o);
+  j["threads"] = threads;
+  return j;
 }
 
 // Everything needed to continue after a completed epoch: weights, Adam's moments and step
