@@ -367,16 +367,21 @@ struct Setting {
   std::function<nlohmann::json(const TrainOptions&)> write;  // empty: not written to run.json
 };
 
+// A setting kept at field(options), of JSON type T.
+template <typename T, typename Field>
+Setting stored_at(const char* key, Field field) {
+  return {key, [field](TrainOptions& o, const nlohmann::json& v) { field(o) = v.get<T>(); },
+          [field](const TrainOptions& o) { return nlohmann::json(field(o)); }};
+}
+
 template <typename T>
 Setting option(const char* key, T TrainOptions::*member) {
-  return {key, [member](TrainOptions& o, const nlohmann::json& v) { o.*member = v.get<T>(); },
-          [member](const TrainOptions& o) { return nlohmann::json(o.*member); }};
+  return stored_at<T>(key, [member](auto& o) -> auto& { return o.*member; });
 }
 
 template <typename T>
 Setting augmentation(const char* key, T data::Augmentation::*member) {
-  return {key, [member](TrainOptions& o, const nlohmann::json& v) { o.augmentation.*member = v.get<T>(); },
-          [member](const TrainOptions& o) { return nlohmann::json(o.augmentation.*member); }};
+  return stored_at<T>(key, [member](auto& o) -> auto& { return o.augmentation.*member; });
 }
 
 const std::vector<Setting>& run_settings() {
