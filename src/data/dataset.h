@@ -45,7 +45,7 @@ struct Normalization {
 // The tutorial's constants: data.float().mean()/255 and data.float().std()/255, in float32.
 Normalization normalization_from(const torch::Tensor& train_images);
 
-// Raw pixel values (uint8 or float in 0..255, [N,H,W] or [N,1,H,W]) -> float [N,1,H,W],
+// Raw pixel values (uint8 or float in 0..255, [N,H,W] or [N,1,H,W]) -> CPU float [N,1,H,W],
 // computed exactly as ToTensor + Normalize: (x / 255 - mean) / std.
 torch::Tensor to_model_input(const torch::Tensor& pixels, Normalization norm);
 
