@@ -171,6 +171,14 @@ TEST(FusedLinear, BlasAndLibTorchPathsAgreeOnLeNetShapes) {
   }
 }
 
+TEST(FusedLinear, EmptyBatchTakesLibTorchsPath) {
+  const auto w = torch::randn({4, 6}).requires_grad_(), b = torch::randn({4}).requires_grad_();
+  const torch::Tensor y = models::linear(torch::zeros({0, 6}), w, b, true);
+  EXPECT_EQ(y.sizes(), (std::vector<int64_t>{0, 4}));
+  y.sum().backward();
+  EXPECT_TRUE(w.grad().equal(torch::zeros({4, 6})));
+}
+
 TEST(FusedLinear, ReluKeepsNaN) {
   const auto x = torch::tensor({{1.0f, -1.0f}}), w = torch::eye(2), b = torch::tensor({std::nanf(""), 0.0f});
   const torch::Tensor y = models::linear(x, w, b, true);

@@ -327,15 +327,16 @@ void gemm(char transa, char transb, int64_t m, int64_t n, int64_t k, const float
   blas_sgemm()(&transa, &transb, &mi, &ni, &ki, &one, a, &lda_i, b, &ldb_i, &beta, c, &ldc_i);
 }
 
-bool fits_int(int64_t v) { return v > 0 && v < (int64_t{1} << 31); }
+// BLAS takes int sizes; empty operands are left to LibTorch.
+bool blas_size(int64_t v) { return v > 0 && v < (int64_t{1} << 31); }
 
 // The BLAS path: CPU float32, contiguous 2-D input, contiguous weight and bias.
 bool blas_linear_fits(const Tensor& input, const Tensor& weight, const Tensor& bias) {
   return blas_sgemm() && bias.defined() && input.dim() == 2 && input.device().is_cpu() &&
          input.scalar_type() == torch::kFloat && weight.scalar_type() == torch::kFloat &&
          bias.scalar_type() == torch::kFloat && weight.device().is_cpu() && input.is_contiguous() &&
-         weight.is_contiguous() && bias.is_contiguous() && fits_int(input.size(0)) && fits_int(input.size(1)) &&
-         fits_int(weight.size(0)) && weight.size(1) == input.size(1) && bias.numel() == weight.size(0);
+         weight.is_contiguous() && bias.is_contiguous() && blas_size(input.size(0)) && blas_size(input.size(1)) &&
+         blas_size(weight.size(0)) && weight.size(1) == input.size(1) && bias.numel() == weight.size(0);
 }
 
 // out[n, o] = input[n, i] . weight[o, i] + bias[o], then max(x, 0) (NaN stays) when `relu`.
