@@ -6,10 +6,12 @@
 #include <nlohmann/json.hpp>
 
 #include "data/dataset.h"
-#include "models/models.h"
-#include "train/inference.h"
+#include "data/normalization.h"
+#include "eval/predict.h"
+#include "models/registry.h"
+#include "train/loop.h"
 #include "train/optimizer.h"
-#include "train/trainer.h"
+#include "train/shards.h"
 #include "util/runtime.h"
 
 using namespace convkit;
@@ -31,9 +33,9 @@ std::unique_ptr<torch::optim::Optimizer> prepare(models::ClassifierImpl& model, 
   model.set_exact(exact);
   train::FastPath fast = train::prepare_fast_path(model, model_name, 10, torch::get_num_threads(), torch::kCPU);
   settings.shards = fast.shards;
-  train::TrainOptions options;
-  options.exact = exact;
-  return train::make_optimizer(options, fast.parameters);
+  auto optimizer = train::make_optimizer(train::OptimizerSettings{}, fast.parameters, exact);
+  settings.optimizer_sums_shards = train::share_shard_gradients(*optimizer, settings.shards);
+  return optimizer;
 }
 
 // One training epoch over the tutorial's 54,000 images: seconds of the training pass alone,
@@ -126,10 +128,10 @@ int main(int argc, char** argv) {
   {
     configure_threads(1);
     const torch::Tensor image = mnist.test.images.slice(0, 0, 1).to(torch::kFloat);
-    for (int i = 0; i < 20; ++i) train::predict_probabilities(*lenet, image, d.norm, torch::kCPU);
+    for (int i = 0; i < 20; ++i) eval::predict_probabilities(*lenet, image, d.norm, torch::kCPU);
     const int reps = quick ? 50 : 500;
     const auto start = Clock::now();
-    for (int i = 0; i < reps; ++i) train::predict_probabilities(*lenet, image, d.norm, torch::kCPU);
+    for (int i = 0; i < reps; ++i) eval::predict_probabilities(*lenet, image, d.norm, torch::kCPU);
     out["predict_ms"] = seconds(start) / reps * 1e3;
     configure_threads(2);
   }

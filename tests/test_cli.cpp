@@ -1,5 +1,6 @@
 // The convkit binary as a user runs it: real data on a --limit subset, bad flags, bad files.
 #include <gtest/gtest.h>
+#include <torch/torch.h>
 #include <stb/stb_image.h>
 
 #include <cstdio>
@@ -8,13 +9,15 @@
 #include <regex>
 #include <sstream>
 
+#include "checkpoint/model_info.h"
+#include "checkpoint/state_dict.h"
 #include "data/dataset.h"
 #include "data/idx.h"
 #include "data/image.h"
-#include "train/inference.h"
-#include "models/models.h"
+#include "eval/load_model.h"
+#include "eval/predict.h"
+#include "models/registry.h"
 #include "test_util.h"
-#include "train/checkpoint.h"
 #include "util/files.h"
 
 using namespace convkit;
@@ -91,10 +94,10 @@ TEST(Cli, TrainEndToEndOnRealSubset) {
   EXPECT_LT(metrics["rotated_test_acc"].get<double>(), metrics["test_acc"].get<double>());
 
   // The best checkpoint loads back into the architecture named beside it.
-  const auto info = train::read_checkpoint_info(dir / "run" / "model.pt");
+  const auto info = checkpoint::read_checkpoint_info(dir / "run" / "model.pt");
   ASSERT_TRUE(info.has_value());
   auto model = models::make_model(info->model);
-  train::load_state_dict(*model, train::read_state_dict(dir / "run" / "model.pt"), "model.pt");
+  checkpoint::load_state_dict(*model, checkpoint::read_state_dict(dir / "run" / "model.pt"), "model.pt");
   EXPECT_FALSE(std::filesystem::exists(dir / "run" / "model.pt.tmp"));
 }
 
@@ -219,7 +222,7 @@ TEST(Cli, EvalReproducesTheTrainedTestNumbers) {
 TEST(Cli, PredictAgreesWithTheNetworkOnTestImages) {
   TempDir dir;
   ASSERT_EQ(run_convkit("train --limit 3000 --epochs 2 --threads 2 --out " + (dir / "run").string()).exit_code, 0);
-  const auto test = data::load_split(data::kDefaultDataDir, "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", 12);
+  const auto test = data::load_split(data::kDefaultDataDir, data::kTestFiles, 12);
 
   // The same images as PNG files, one of them as a dark-on-light "photo" at another size.
   std::string files;
@@ -243,8 +246,8 @@ TEST(Cli, PredictAgreesWithTheNetworkOnTestImages) {
   ASSERT_EQ(results.size(), 14u);
 
   // Reference: the checkpoint's forward pass on the test tensors, as eval computes it.
-  auto loaded = train::load_model(dir / "run" / "model.pt", "", data::kDefaultDataDir);
-  const auto probs = train::predict_probabilities(*loaded.model, test.images.to(torch::kFloat),
+  auto loaded = eval::load_model(dir / "run" / "model.pt", "", data::kDefaultDataDir);
+  const auto probs = eval::predict_probabilities(*loaded.model, test.images.to(torch::kFloat),
                                                   {loaded.info.mean, loaded.info.std}, torch::kCPU);
   for (int i = 0; i < 12; ++i) {
     EXPECT_EQ(results[i]["class"].get<int64_t>(), probs[i].argmax().item<int64_t>()) << i;

@@ -1,12 +1,14 @@
 // The competition's building blocks: network specs, optimisers, schedules, augmentation.
 #include <gtest/gtest.h>
+#include <torch/torch.h>
 
 #include "data/transforms.h"
-#include "models/models.h"
-#include "models/spec.h"
+#include "models/registry.h"
+#include "models/spec_net.h"
+#include "run/options.h"
+#include "run/sweep.h"
 #include "train/optimizer.h"
-#include "train/sweep.h"
-#include "train/trainer.h"
+#include "train/schedule.h"
 #include "util/error.h"
 
 using namespace convkit;
@@ -61,21 +63,22 @@ TEST(Optimisers, EachOptimiserAndScheduleLowersTheLoss) {
   for (int64_t i = 0; i < 64; ++i) x.index_put_({i, 0, 3 + 2 * y[i].item<int64_t>(), torch::indexing::Slice(4, 24)}, 2.0);
   for (const std::string optimizer : {"adam", "adamw", "sgd", "rmsprop"}) {
     for (const std::string schedule : {"none", "step", "cosine", "onecycle"}) {
-      train::TrainOptions o;
-      o.optimizer = optimizer;
-      o.schedule = schedule;
-      o.step_size = 1;
-      o.gamma = 0.5;
-      o.lr = optimizer == "sgd" ? 0.1 : optimizer == "rmsprop" ? 1e-3 : 3e-3;
-      o.nesterov = optimizer == "sgd";
-      o.weight_decay = 1e-4;
+      run::TrainOptions o;
+      o.optimizer.name = optimizer;
+      o.schedule.name = schedule;
+      o.schedule.step_size = 1;
+      o.schedule.gamma = 0.5;
+      o.optimizer.lr = optimizer == "sgd" ? 0.1 : optimizer == "rmsprop" ? 1e-3 : 3e-3;
+      o.optimizer.nesterov = optimizer == "sgd";
+      o.optimizer.weight_decay = 1e-4;
       torch::manual_seed(1);
       auto model = models::make_model("lenet");
-      auto opt = train::make_optimizer(o, model->parameters());
+      auto opt = train::make_optimizer(o.optimizer, model->parameters(), o.exact);
       const int steps = 60;
+      const train::LrSchedule schedule_of_run(o.schedule, o.optimizer.lr, 10, steps);
       double first = 0, last = 0;
       for (int step = 0; step < steps; ++step) {
-        const double lr = train::scheduled_lr(o, step, 10, steps);
+        const double lr = schedule_of_run.lr_at(step);
         for (auto& g : opt->param_groups()) g.options().set_lr(lr);
         opt->zero_grad();
         auto loss = torch::nn::functional::cross_entropy(model->forward(x).logits, y);
@@ -89,22 +92,25 @@ TEST(Optimisers, EachOptimiserAndScheduleLowersTheLoss) {
 }
 
 TEST(Optimisers, SchedulesHaveTheirShapes) {
-  train::TrainOptions o;
-  o.lr = 0.1;
-  o.schedule = "onecycle";
-  EXPECT_NEAR(train::scheduled_lr(o, 0, 10, 101), 0.1 / 25, 1e-12);
-  EXPECT_NEAR(train::scheduled_lr(o, 30, 10, 101), 0.1, 1e-12);  // peak at 30%
-  EXPECT_NEAR(train::scheduled_lr(o, 100, 10, 101), 0.1 / 25 / 1e4, 1e-12);
-  o.schedule = "cosine";
-  EXPECT_NEAR(train::scheduled_lr(o, 0, 10, 101), 0.1, 1e-12);
-  EXPECT_NEAR(train::scheduled_lr(o, 50, 10, 101), 0.05, 1e-12);
-  EXPECT_NEAR(train::scheduled_lr(o, 100, 10, 101), 0.0, 1e-12);
-  o.schedule = "step";
-  o.step_size = 2;
-  o.gamma = 0.5;
-  EXPECT_DOUBLE_EQ(train::scheduled_lr(o, 19, 10, 100), 0.1);   // epoch 1
-  EXPECT_DOUBLE_EQ(train::scheduled_lr(o, 20, 10, 100), 0.05);  // epoch 2
-  EXPECT_DOUBLE_EQ(train::scheduled_lr(o, 45, 10, 100), 0.025);
+  run::TrainOptions o;
+  o.optimizer.lr = 0.1;
+  o.schedule.name = "onecycle";
+  const auto scheduled_lr = [&o](int64_t step, int64_t steps_per_epoch, int64_t total_steps) {
+    return train::LrSchedule(o.schedule, o.optimizer.lr, steps_per_epoch, total_steps).lr_at(step);
+  };
+  EXPECT_NEAR(scheduled_lr(0, 10, 101), 0.1 / 25, 1e-12);
+  EXPECT_NEAR(scheduled_lr(30, 10, 101), 0.1, 1e-12);  // peak at 30%
+  EXPECT_NEAR(scheduled_lr(100, 10, 101), 0.1 / 25 / 1e4, 1e-12);
+  o.schedule.name = "cosine";
+  EXPECT_NEAR(scheduled_lr(0, 10, 101), 0.1, 1e-12);
+  EXPECT_NEAR(scheduled_lr(50, 10, 101), 0.05, 1e-12);
+  EXPECT_NEAR(scheduled_lr(100, 10, 101), 0.0, 1e-12);
+  o.schedule.name = "step";
+  o.schedule.step_size = 2;
+  o.schedule.gamma = 0.5;
+  EXPECT_DOUBLE_EQ(scheduled_lr(19, 10, 100), 0.1);   // epoch 1
+  EXPECT_DOUBLE_EQ(scheduled_lr(20, 10, 100), 0.05);  // epoch 2
+  EXPECT_DOUBLE_EQ(scheduled_lr(45, 10, 100), 0.025);
 }
 
 TEST(Augmentation, KeepsShapesIsSeededAndStaysInRange) {
@@ -157,12 +163,12 @@ TEST(Augmentation, KeepsShapesIsSeededAndStaysInRange) {
 }
 
 TEST(Sweep, TrialsFromGridAndRandomSpaces) {
-  const auto grid = train::sweep_trials(
+  const auto grid = run::sweep_trials(
       nlohmann::json::parse(R"({"base": {"epochs": 2}, "grid": {"lr": [0.1, 0.01], "model": ["lenet", "mlp", "lenet-bn"]}})"),
       "s.json");
   ASSERT_EQ(grid.size(), 6u);
   for (const auto& t : grid) EXPECT_EQ(t["epochs"], 2);
-  const auto random = train::sweep_trials(
+  const auto random = run::sweep_trials(
       nlohmann::json::parse(R"({"random": {"trials": 20, "seed": 3, "space": {"lr": {"log_uniform": [1e-4, 1e-2]}, "batch_size": [32, 64]}}})"),
       "s.json");
   ASSERT_EQ(random.size(), 20u);
@@ -173,7 +179,7 @@ TEST(Sweep, TrialsFromGridAndRandomSpaces) {
   }
   auto error_of = [](const char* text) {
     try {
-      train::sweep_trials(nlohmann::json::parse(text), "s.json");
+      run::sweep_trials(nlohmann::json::parse(text), "s.json");
     } catch (const Error& e) {
       return std::string(e.what());
     }

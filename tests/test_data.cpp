@@ -1,8 +1,12 @@
 #include <gtest/gtest.h>
+#include <torch/torch.h>
 
 #include <fstream>
 
+#include "data/batches.h"
 #include "data/dataset.h"
+#include "data/normalization.h"
+#include "data/split.h"
 #include "data/idx.h"
 #include "data/transforms.h"
 #include "test_util.h"

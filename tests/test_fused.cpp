@@ -2,16 +2,21 @@
 // replace, and the fast training path built on them (flat parameters, batch shards over
 // threads) against the plain one.
 #include <gtest/gtest.h>
+#include <torch/torch.h>
 
 #include <cmath>
 #include <limits>
 #include <sstream>
 
-#include "models/fused.h"
-#include "models/models.h"
-#include "models/spec.h"
+#include "models/fused_conv.h"
+#include "models/fused_linear.h"
+#include "models/registry.h"
+#include "models/spec_net.h"
+#include "train/flat_parameters.h"
+#include "train/fused_adam.h"
+#include "train/loop.h"
 #include "train/optimizer.h"
-#include "train/trainer.h"
+#include "train/shards.h"
 
 using namespace convkit;
 namespace F = torch::nn::functional;
@@ -405,11 +410,13 @@ TEST(FastTraining, BatchShardsGiveTheWholeBatchGradient) {
       torch::manual_seed(2);
       models::make_model("lenet");
       EXPECT_TRUE(next_draw.equal(torch::randn({3}))) << "replicas must leave the global generator alone";
-      train::TrainOptions options;
-      options.optimizer = optimizer;
+      train::OptimizerSettings options;
+      options.name = optimizer;
       options.lr = optimizer == "sgd" ? 1.0 : 1e-3;
       options.momentum = 0;
       const auto step = train::make_optimizer(options, {flat});
+      settings.optimizer_sums_shards = train::share_shard_gradients(*step, settings.shards);
+      EXPECT_EQ(settings.optimizer_sums_shards, optimizer == "adam" && replicas > 0);
       // Two passes: the second starts from gradients the first left in the buffers.
       for (int pass = 0; pass < 2; ++pass) {
         const auto stats = train::train_epoch(*model, *step, x, y, order, 64, torch::kCPU, settings);

@@ -1,12 +1,17 @@
 #include <caffe2/serialize/inline_container.h>
 #include <gtest/gtest.h>
+#include <torch/torch.h>
 
 #include <fstream>
 
-#include "models/models.h"
+#include "checkpoint/model_info.h"
+#include "checkpoint/state_dict.h"
+#include "models/registry.h"
+#include "models/tutorial_models.h"
+#include "run/options.h"
+#include "run/settings.h"
+#include "run/training.h"
 #include "test_util.h"
-#include "train/checkpoint.h"
-#include "train/trainer.h"
 #include "util/error.h"
 #include "util/files.h"
 
@@ -66,20 +71,20 @@ TEST(Models, UnknownNameIsAnError) {
 TEST(Checkpoint, RoundTripRestoresEveryTensor) {
   TempDir dir;
   auto a = models::make_model("lenet");
-  train::save_state_dict(*a, dir / "m.pt");
+  checkpoint::save_state_dict(*a, dir / "m.pt");
   EXPECT_FALSE(std::filesystem::exists(dir / "m.pt.tmp"));
   auto b = models::make_model("lenet");
-  train::load_state_dict(*b, train::read_state_dict(dir / "m.pt"), "m.pt");
+  checkpoint::load_state_dict(*b, checkpoint::read_state_dict(dir / "m.pt"), "m.pt");
   const auto pa = a->parameters(), pb = b->parameters();
   for (size_t i = 0; i < pa.size(); ++i) EXPECT_TRUE(pa[i].equal(pb[i]));
 }
 
 TEST(Checkpoint, WrongArchitectureListsKeys) {
   TempDir dir;
-  train::save_state_dict(*models::make_model("mlp"), dir / "mlp.pt");
+  checkpoint::save_state_dict(*models::make_model("mlp"), dir / "mlp.pt");
   auto lenet = models::make_model("lenet");
   try {
-    train::load_state_dict(*lenet, train::read_state_dict(dir / "mlp.pt"), "mlp.pt");
+    checkpoint::load_state_dict(*lenet, checkpoint::read_state_dict(dir / "mlp.pt"), "mlp.pt");
     FAIL();
   } catch (const Error& e) {
     const std::string what = e.what();
@@ -91,11 +96,11 @@ TEST(Checkpoint, WrongArchitectureListsKeys) {
 
 TEST(Checkpoint, ShapeMismatchIsReported) {
   auto lenet = models::make_model("lenet");
-  auto state = train::state_dict(*lenet);
+  auto state = checkpoint::state_dict(*lenet);
   for (auto& [name, t] : state)
     if (name == "fc_3.weight") t = torch::zeros({5, 84});
   try {
-    train::load_state_dict(*lenet, state, "x.pt");
+    checkpoint::load_state_dict(*lenet, state, "x.pt");
     FAIL();
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("size mismatch for fc_3.weight (checkpoint [5, 84], model [10, 84])"),
@@ -107,39 +112,39 @@ TEST(Checkpoint, ShapeMismatchIsReported) {
 TEST(Checkpoint, CorruptFilesGiveClearErrors) {
   TempDir dir;
   write_file_atomically(dir / "junk.pt", "this is not a checkpoint");
-  EXPECT_THROW(train::read_state_dict(dir / "junk.pt"), Error);
-  train::save_state_dict(*models::make_model("lenet"), dir / "m.pt");
+  EXPECT_THROW(checkpoint::read_state_dict(dir / "junk.pt"), Error);
+  checkpoint::save_state_dict(*models::make_model("lenet"), dir / "m.pt");
   auto bytes = read_file_bytes(dir / "m.pt");
   bytes.resize(bytes.size() / 2);
   write_file_atomically(dir / "half.pt", std::string(bytes.begin(), bytes.end()));
   try {
-    train::read_state_dict(dir / "half.pt");
+    checkpoint::read_state_dict(dir / "half.pt");
     FAIL();
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("half.pt"), std::string::npos);
     EXPECT_EQ(std::string(e.what()).find('\n'), std::string::npos);
   }
-  EXPECT_THROW(train::read_state_dict(dir / "absent.pt"), Error);
+  EXPECT_THROW(checkpoint::read_state_dict(dir / "absent.pt"), Error);
 }
 
 TEST(Checkpoint, InfoTravelsBesideTheWeights) {
   TempDir dir;
-  EXPECT_FALSE(train::read_checkpoint_info(dir / "model.pt").has_value());
-  train::write_checkpoint_info(dir / "model.pt", {"mlp", 10, 0.25f, 0.5f});
-  const auto info = train::read_checkpoint_info(dir / "model.pt");
+  EXPECT_FALSE(checkpoint::read_checkpoint_info(dir / "model.pt").has_value());
+  checkpoint::write_checkpoint_info(dir / "model.pt", {"mlp", 10, 0.25f, 0.5f});
+  const auto info = checkpoint::read_checkpoint_info(dir / "model.pt");
   ASSERT_TRUE(info.has_value());
   EXPECT_EQ(info->model, "mlp");
   EXPECT_FLOAT_EQ(info->std, 0.5f);
   write_file_atomically(dir / "model.json", "{\"model\": 3}");
-  EXPECT_THROW(train::read_checkpoint_info(dir / "model.pt"), Error);
+  EXPECT_THROW(checkpoint::read_checkpoint_info(dir / "model.pt"), Error);
 }
 
 TEST(Options, InvalidValuesNameTheFlag) {
   auto expect_flag = [](auto mutate, const std::string& flag) {
-    train::TrainOptions o;
+    run::TrainOptions o;
     mutate(o);
     try {
-      train::validate(o);
+      run::validate(o);
       FAIL() << flag;
     } catch (const Error& e) {
       EXPECT_EQ(std::string(e.what()).rfind(flag, 0), 0u) << e.what();
@@ -147,26 +152,26 @@ TEST(Options, InvalidValuesNameTheFlag) {
   };
   expect_flag([](auto& o) { o.epochs = 0; }, "--epochs");
   expect_flag([](auto& o) { o.batch_size = -3; }, "--batch-size");
-  expect_flag([](auto& o) { o.lr = 0; }, "--lr");
-  expect_flag([](auto& o) { o.lr = std::nan(""); }, "--lr");
+  expect_flag([](auto& o) { o.optimizer.lr = 0; }, "--lr");
+  expect_flag([](auto& o) { o.optimizer.lr = std::nan(""); }, "--lr");
   expect_flag([](auto& o) { o.model = "vgg"; }, "--model");
   expect_flag([](auto& o) { o.rotation = 400; }, "--rotation");
   expect_flag([](auto& o) { o.limit = -1; }, "--limit");
-  train::validate(train::TrainOptions{});  // the defaults are valid
+  run::validate(run::TrainOptions{});  // the defaults are valid
 }
 
 TEST(Training, LearnsSyntheticDataAndIsReproducible) {
   TempDir dir;
   convkit::testing::write_synthetic_mnist(dir / "data", 1500, 200, true);
   auto run = [&](const std::string& out) {
-    train::TrainOptions o;
+    run::TrainOptions o;
     o.data_dir = (dir / "data").string();
     o.out_dir = (dir / out).string();
     o.epochs = 3;
     o.threads = 1;
     o.quiet = true;
     std::ostringstream log;
-    return train::run_training(o, log);
+    return run::run_training(o, log);
   };
   const auto a = run("a");
   const auto b = run("b");
@@ -207,7 +212,7 @@ void write_archive(const std::filesystem::path& file, const std::string& pickle,
 
 std::string read_error(const std::filesystem::path& file) {
   try {
-    train::read_state_dict(file);
+    checkpoint::read_state_dict(file);
   } catch (const Error& e) {
     return e.what();
   }
@@ -219,7 +224,7 @@ std::string read_error(const std::filesystem::path& file) {
 TEST(Checkpoint, HandMadeArchiveIsRead) {
   TempDir dir;
   write_archive(dir / "ok.pt", tensor_dict_pickle(4, 4), 4);
-  const auto state = train::read_state_dict(dir / "ok.pt");
+  const auto state = checkpoint::read_state_dict(dir / "ok.pt");
   ASSERT_EQ(state.size(), 1u);
   EXPECT_EQ(state[0].first, "w");
   EXPECT_TRUE(state[0].second.equal(torch::full({4}, 1.5f)));

@@ -1,7 +1,9 @@
 #include <gtest/gtest.h>
+#include <torch/torch.h>
 #include <stb/stb_image.h>
 
 #include "report/analysis.h"
+#include "report/tsne.h"
 #include "report/plots.h"
 #include "test_util.h"
 

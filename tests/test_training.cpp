@@ -1,9 +1,11 @@
 // Real FashionMNIST from Debian's dataset-fashion-mnist (scripts/setup.sh installs it).
 #include <gtest/gtest.h>
+#include <torch/torch.h>
 
 #include "data/dataset.h"
-#include "models/models.h"
-#include "train/trainer.h"
+#include "data/normalization.h"
+#include "models/registry.h"
+#include "train/loop.h"
 
 using namespace convkit;
 

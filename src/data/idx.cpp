@@ -105,15 +105,14 @@ void write_idx(const std::filesystem::path& file, uint32_t magic, const std::vec
   put_be32(out, magic);
   for (int64_t d : dims) put_be32(out, static_cast<uint32_t>(d));
   out.insert(out.end(), bytes.begin(), bytes.end());
-  if (file.extension() == ".gz") {
-    gzFile gz = gzopen(file.string().c_str(), "wb");
+  if (file.extension() != ".gz") return write_file_atomically(file, std::string(out.begin(), out.end()));
+  write_atomically_via(file, [&](const std::filesystem::path& tmp) {
+    gzFile gz = gzopen(tmp.string().c_str(), "wb");
     if (!gz) throw file_error(file.string(), "cannot open for writing");
     const int written = gzwrite(gz, out.data(), static_cast<unsigned>(out.size()));
-    gzclose(gz);
-    if (written != static_cast<int>(out.size())) throw file_error(file.string(), "gzip write failed");
-  } else {
-    write_file_atomically(file, std::string(out.begin(), out.end()));
-  }
+    const int closed = gzclose(gz);
+    if (written != static_cast<int>(out.size()) || closed != Z_OK) throw file_error(file.string(), "gzip write failed");
+  });
 }
 
 }  // namespace convkit::data

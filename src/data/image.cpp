@@ -1,6 +1,7 @@
 #include "data/image.h"
 
 #include <stb/stb_image.h>
+#include <torch/torch.h>
 #include <stb/stb_image_write.h>
 
 #include "data/dataset.h"
@@ -13,7 +14,10 @@ GreyImage read_grey_image(const std::filesystem::path& file) {
   const std::vector<uint8_t> bytes = read_file_bytes(file);
   int w = 0, h = 0, channels = 0;
   uint8_t* data = stbi_load_from_memory(bytes.data(), static_cast<int>(bytes.size()), &w, &h, &channels, 1);
-  if (!data) throw file_error(file.string(), std::string("cannot decode image (") + stbi_failure_reason() + ")");
+  if (!data) {
+    const char* reason = stbi_failure_reason();  // may be null
+    throw file_error(file.string(), std::string("cannot decode image (") + (reason ? reason : "unknown reason") + ")");
+  }
   GreyImage image{w, h, std::vector<uint8_t>(data, data + static_cast<size_t>(w) * h)};
   stbi_image_free(data);
   return image;

@@ -2,7 +2,7 @@
 // inputs: grey, 28x28, a light object on a black background.
 #pragma once
 
-#include <torch/torch.h>
+#include <torch/types.h>
 
 #include <cstdint>
 #include <filesystem>

@@ -1,7 +1,7 @@
 // Batched geometric transforms on tensors.
 #pragma once
 
-#include <torch/torch.h>
+#include <torch/types.h>
 
 namespace convkit::data {
 

@@ -60,9 +60,6 @@ void set_colour_map(ColourMap colours) {
     PLFLT g[] = {0.0, 0.319444, 0.777778, 1.0};
     PLFLT b[] = {0.0, 0.444444, 0.777778, 1.0};
     plscmap1l(1, 4, pos, r, g, b, nullptr);
-  } else if (colours == ColourMap::Grey) {
-    PLFLT pos[] = {0.0, 1.0}, v[] = {0.0, 1.0};
-    plscmap1l(1, 2, pos, v, v, v, nullptr);
   } else {
     PLFLT pos[] = {0.0, 0.5, 1.0};
     PLFLT r[] = {0.23, 0.97, 0.71}, g[] = {0.30, 0.97, 0.02}, b[] = {0.75, 0.97, 0.15};
@@ -116,9 +113,9 @@ void plot_lines(const std::filesystem::path& file, const std::string& title, con
   plcol0(1);
   plbox("bcnst", 0, 0, "bcnstv", 0, 0);
   pllab(x_label.c_str(), y_label.c_str(), title.c_str());
-  std::vector<PLINT> colours, opts, styles, line_colours, symbol_colours, symbol_numbers;
-  std::vector<PLFLT> widths, scales;
-  std::vector<const char*> texts, symbols;
+  std::vector<PLINT> opts, styles, line_colours;
+  std::vector<PLFLT> widths;
+  std::vector<const char*> texts;
   for (size_t i = 0; i < series.size(); ++i) {
     const PLINT colour = kFirstSeriesColour + static_cast<PLINT>(i % 10);
     plcol0(colour);

@@ -16,7 +16,7 @@ struct Series {
 void plot_lines(const std::filesystem::path& file, const std::string& title, const std::string& x_label,
                 const std::string& y_label, const std::vector<Series>& series);
 
-enum class ColourMap { Bone, Grey, Diverging };
+enum class ColourMap { Bone, Diverging };
 
 struct Panel {
   std::vector<float> pixels;  // row-major, row 0 at the top

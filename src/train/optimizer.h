@@ -1,44 +1,37 @@
-// The optimisers `convkit train` offers, and Adam's step as one pass over each parameter.
+// The optimisers `convkit train` offers.
 #pragma once
 
-#include <torch/torch.h>
+#include <torch/optim/optimizer.h>
 
 #include <memory>
-#include <unordered_map>
+#include <string>
 #include <vector>
+
+#include "train/shards.h"
 
 namespace convkit::train {
 
-struct TrainOptions;
-
-// torch::optim::Adam with the same maths, options and state (so save/load and resume.pt do not
-// change), whose step updates a contiguous float32 CPU parameter in one pass - moments, bias
-// correction and update per element - split over the threads, instead of ~10 element-wise ops
-// each reading and writing the whole buffer on one thread. Anything else (amsgrad, other dtypes
-// or devices) takes torch::optim::Adam's own step. Per element the operations are IEEE ones in
-// a fixed order (no contraction into FMA), so the result depends neither on the thread count
-// nor on the instruction set; it agrees with torch::optim::Adam to float rounding.
-class FusedAdam : public torch::optim::Adam {
- public:
-  using torch::optim::Adam::Adam;
-
-  // From now on the gradient of the parameter whose grad() is `gradient` counts these buffers
-  // (contiguous float32, its size) too, added element by element in order inside the step's
-  // pass: the batch shards' gradients (train/trainer.h) summed without a pass of their own.
-  // grad() itself is left as it is. Replaces (or, given no parts, clears) the parts set
-  // before; false when there are none, when no parameter of this optimiser has that gradient,
-  // or when the fused step cannot take it.
-  bool set_gradient_parts(const torch::Tensor& gradient, const std::vector<torch::Tensor>& parts);
-
-  torch::Tensor step(LossClosure closure = nullptr) override;
-
- private:
-  std::unordered_map<const c10::TensorImpl*, std::vector<torch::Tensor>> parts_;
+struct OptimizerSettings {
+  std::string name = "adam";  // adam | adamw | sgd | rmsprop
+  double lr = 1e-3;           // Adam's default, as the tutorial uses it
+  double momentum = 0.9;      // sgd and rmsprop
+  bool nesterov = false;      // sgd
+  double weight_decay = 0;    // L2 (decoupled for adamw)
 };
 
-// The optimiser named by options.optimizer over `parameters`; Adam is FusedAdam unless
-// options.exact asks for LibTorch's own (bit-identical to the Python tutorial).
-std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainOptions& options,
-                                                        const std::vector<torch::Tensor>& parameters);
+const std::vector<std::string>& optimizer_names();
+
+// The optimiser named by settings.name over `parameters`; Adam is FusedAdam unless `exact` asks
+// for LibTorch's own (bit-identical to the Python tutorial).
+std::unique_ptr<torch::optim::Optimizer> make_optimizer(const OptimizerSettings& settings,
+                                                        const std::vector<torch::Tensor>& parameters,
+                                                        bool exact = false);
+
+// Hands the shards' gradients to the optimiser to add inside its own pass (FusedAdam does);
+// true when it took them, and the training step must then not sum them itself.
+bool share_shard_gradients(torch::optim::Optimizer& optimizer, const BatchShards& shards);
+
+// Every parameter group's learning rate.
+void set_learning_rate(torch::optim::Optimizer& optimizer, double lr);
 
 }  // namespace convkit::train

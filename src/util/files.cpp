@@ -4,6 +4,7 @@
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <nlohmann/json.hpp>
 
 #include "util/error.h"
 
@@ -15,6 +16,15 @@ std::vector<uint8_t> read_file_bytes(const std::filesystem::path& file) {
   std::ifstream in(file, std::ios::binary);
   if (!in) throw file_error(file.string(), std::string("cannot open: ") + std::strerror(errno));
   return std::vector<uint8_t>(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+nlohmann::json read_json_file(const std::filesystem::path& file) {
+  const std::vector<uint8_t> raw = read_file_bytes(file);
+  try {
+    return nlohmann::json::parse(raw.begin(), raw.end());
+  } catch (const nlohmann::json::parse_error& e) {
+    throw file_error(file.string(), std::string("invalid JSON: ") + e.what());
+  }
 }
 
 void write_atomically_via(const std::filesystem::path& file,

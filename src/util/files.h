@@ -1,15 +1,19 @@
-// Small file helpers shared by every writer: nothing is ever left half-written.
+// Small file helpers shared by every reader and writer: nothing is ever left half-written.
 #pragma once
 
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <vector>
 
 namespace convkit {
 
 std::vector<uint8_t> read_file_bytes(const std::filesystem::path& file);
+
+// The file parsed as JSON; an Error naming the file when it is missing or not JSON.
+nlohmann::json read_json_file(const std::filesystem::path& file);
 
 // Writes `contents` to `file.tmp`, flushes, then renames over `file`.
 void write_file_atomically(const std::filesystem::path& file, const std::string& contents);

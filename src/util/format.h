@@ -1,7 +1,9 @@
+// Text helpers: printf-style formatting and joining names.
 #pragma once
 
 #include <cstdio>
 #include <string>
+#include <vector>
 
 namespace convkit {
 
@@ -14,5 +16,8 @@ std::string strprintf(const char* fmt, Args... args) {
   out.pop_back();
   return out;
 }
+
+// "a, b, c" (or with another separator): lists of names in messages and help texts.
+std::string join(const std::vector<std::string>& items, const std::string& separator = ", ");
 
 }  // namespace convkit

@@ -1,0 +1,39 @@
+#include "checkpoint/model_info.h"
+
+#include <nlohmann/json.hpp>
+
+#include "util/error.h"
+#include "util/files.h"
+
+namespace convkit::checkpoint {
+
+std::filesystem::path info_path_for(const std::filesystem::path& checkpoint) {
+  auto p = checkpoint;
+  return p.replace_extension(".json");
+}
+
+void write_checkpoint_info(const std::filesystem::path& checkpoint, const CheckpointInfo& info) {
+  nlohmann::json j = {{"format", "convkit-checkpoint-1"},
+                      {"model", info.model},
+                      {"num_classes", info.num_classes},
+                      {"normalization", {{"mean", info.mean}, {"std", info.std}}}};
+  write_file_atomically(info_path_for(checkpoint), j.dump(2) + "\n");
+}
+
+std::optional<CheckpointInfo> read_checkpoint_info(const std::filesystem::path& checkpoint) {
+  const auto path = info_path_for(checkpoint);
+  if (!std::filesystem::exists(path)) return std::nullopt;
+  const nlohmann::json j = read_json_file(path);
+  try {
+    CheckpointInfo info;
+    info.model = j.at("model").get<std::string>();
+    info.num_classes = j.at("num_classes").get<int64_t>();
+    info.mean = j.at("normalization").at("mean").get<float>();
+    info.std = j.at("normalization").at("std").get<float>();
+    return info;
+  } catch (const nlohmann::json::exception& e) {
+    throw file_error(path.string(), std::string("invalid checkpoint info: ") + e.what());
+  }
+}
+
+}  // namespace convkit::checkpoint

@@ -1,0 +1,24 @@
+// The JSON file beside a checkpoint (model.pt -> model.json) naming the architecture and the
+// normalisation the network was trained with, so eval, predict and report need no flags.
+#pragma once
+
+#include <filesystem>
+#include <optional>
+#include <string>
+
+#include "data/dataset.h"
+
+namespace convkit::checkpoint {
+
+struct CheckpointInfo {
+  std::string model;          // a name make_model accepts
+  int64_t num_classes = data::kNumClasses;
+  float mean = 0.f, std = 1.f;  // normalisation the network was trained with
+};
+
+std::filesystem::path info_path_for(const std::filesystem::path& checkpoint);
+void write_checkpoint_info(const std::filesystem::path& checkpoint, const CheckpointInfo& info);
+// The info beside `checkpoint`, or nullopt when there is none (e.g. a file written by Python).
+std::optional<CheckpointInfo> read_checkpoint_info(const std::filesystem::path& checkpoint);
+
+}  // namespace convkit::checkpoint

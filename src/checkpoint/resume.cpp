@@ -1,0 +1,67 @@
+#include "checkpoint/resume.h"
+
+#include <torch/serialize.h>
+#include <torch/torch.h>
+
+#include "train/pytorch_random.h"
+#include "util/error.h"
+#include "util/files.h"
+
+namespace convkit::checkpoint {
+namespace {
+
+// Runs `read` on the archive in `file`; LibTorch's errors become one line naming the file.
+template <class Read>
+auto read_resume_archive(const std::filesystem::path& file, Read read) {
+  if (!std::filesystem::exists(file)) {
+    throw file_error(file.string(), "missing: the run has no completed epoch to resume from");
+  }
+  try {
+    torch::serialize::InputArchive archive;
+    archive.load_from(file.string());
+    return read(archive);
+  } catch (const c10::Error& e) {
+    throw file_error(file.string(), "corrupt resume state (" + first_line(e.what_without_backtrace()) + ")");
+  }
+}
+
+}  // namespace
+
+void save_resume_point(const std::filesystem::path& file, torch::nn::Module& model, torch::optim::Optimizer& optimizer,
+                       const ResumePoint& point) {
+  torch::serialize::OutputArchive archive, model_archive, optimizer_archive;
+  model.save(model_archive);
+  optimizer.save(optimizer_archive);
+  archive.write("model", model_archive);
+  archive.write("optimizer", optimizer_archive);
+  archive.write("rng_state", train::global_generator_state());
+  archive.write("completed_epochs", torch::tensor(point.completed_epochs));
+  archive.write("best_valid_loss", torch::tensor(point.best_valid_loss, torch::kDouble));
+  archive.write("best_epoch", torch::tensor(point.best_epoch));
+  write_atomically_via(file, [&](const std::filesystem::path& tmp) { archive.save_to(tmp.string()); });
+}
+
+void load_resume_weights(const std::filesystem::path& file, torch::nn::Module& model) {
+  read_resume_archive(file, [&](torch::serialize::InputArchive& archive) {
+    torch::serialize::InputArchive model_archive;
+    archive.read("model", model_archive);
+    model.load(model_archive);
+  });
+}
+
+ResumePoint load_resume_point(const std::filesystem::path& file, torch::optim::Optimizer& optimizer) {
+  return read_resume_archive(file, [&](torch::serialize::InputArchive& archive) {
+    torch::serialize::InputArchive optimizer_archive;
+    archive.read("optimizer", optimizer_archive);
+    optimizer.load(optimizer_archive);
+    torch::Tensor rng, epochs, best_loss, best_epoch;
+    archive.read("rng_state", rng);
+    archive.read("completed_epochs", epochs);
+    archive.read("best_valid_loss", best_loss);
+    archive.read("best_epoch", best_epoch);
+    train::set_global_generator_state(rng);
+    return ResumePoint{epochs.item<int64_t>(), best_loss.item<double>(), best_epoch.item<int64_t>()};
+  });
+}
+
+}  // namespace convkit::checkpoint

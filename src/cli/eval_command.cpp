@@ -1,0 +1,82 @@
+#include <iostream>
+#include <memory>
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.h"
+#include "data/dataset.h"
+#include "eval/load_model.h"
+#include "eval/test_sets.h"
+#include "models/registry.h"
+#include "run/options.h"
+#include "util/error.h"
+#include "util/format.h"
+#include "util/runtime.h"
+
+namespace convkit::cli {
+namespace {
+
+struct EvalOptions {
+  std::string checkpoint, model;
+  std::string data_dir = run::TrainOptions{}.data_dir;
+  std::string device = run::TrainOptions{}.device;
+  double rotation = run::TrainOptions{}.rotation;
+  int64_t batch_size = run::TrainOptions{}.batch_size;
+  int64_t limit = 0;
+  uint64_t seed = run::TrainOptions{}.seed;
+  int threads = 0;
+  bool json = false, exact = false;
+};
+
+void run_eval(const EvalOptions& o) {
+  if (!(o.rotation >= 0 && o.rotation <= 180)) throw Error("--rotation must be between 0 and 180 degrees");
+  configure_threads(o.threads);
+  const torch::Device device(resolve_device(o.device));
+  eval::LoadedModel loaded = eval::load_model(o.checkpoint, o.model, o.data_dir);
+  loaded.model->set_exact(o.exact);
+  loaded.model->to(device);
+  const data::Split test = data::load_split(o.data_dir, data::kTestFiles, o.limit);
+  torch::manual_seed(o.seed);
+  const auto r = eval::evaluate_test_sets(*loaded.model, test, loaded.normalization(), o.rotation, o.batch_size,
+                                          device, !o.json);
+  if (!o.json) {
+    std::cout << eval::test_lines(r);
+    return;
+  }
+  std::cout << nlohmann::json{{"checkpoint", o.checkpoint},
+                              {"model", loaded.info.model},
+                              {"test_loss", r.test.loss},
+                              {"test_acc", r.test.acc},
+                              {"rotated_test_loss", r.rotated_test.loss},
+                              {"rotated_test_acc", r.rotated_test.acc},
+                              {"rotation_degrees", o.rotation},
+                              {"seed", o.seed},
+                              {"images", test.images.size(0)}}
+                   .dump(2)
+            << "\n";
+}
+
+}  // namespace
+
+void add_eval_command(CLI::App& app) {
+  auto o = std::make_shared<EvalOptions>();
+  CLI::App* cmd = app.add_subcommand("eval", "Test and rotated-test loss/accuracy of a checkpoint");
+  cmd->add_option("--checkpoint", o->checkpoint, "state_dict file (convkit's or Python's torch.save)")->required();
+  cmd->add_option("--model", o->model,
+                  "Architecture, when no model.json is beside the checkpoint: " + join(models::model_names(), "|"));
+  cmd->add_option("--data", o->data_dir, "Directory with the IDX files")->capture_default_str();
+  cmd->add_option("--rotation", o->rotation, "Max angle (degrees) of the rotated test set")->capture_default_str();
+  cmd->add_option("--batch-size", o->batch_size, "Images per batch")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--seed", o->seed, "Seed for the rotation angles")->capture_default_str();
+  cmd->add_option("--limit", o->limit, "Use only the first N test images (0: all)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--threads", o->threads, "Compute threads (0: all cores)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--device", o->device, "auto|cpu|cuda")->capture_default_str();
+  cmd->add_flag("--json", o->json, "Print one JSON object instead of the tutorial's lines");
+  cmd->add_flag("--exact", o->exact, "LibTorch's kernels only (bit-identical to Python)");
+  cmd->callback([o] { run_eval(*o); });
+}
+
+}  // namespace convkit::cli

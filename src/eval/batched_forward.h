@@ -1,0 +1,26 @@
+// Inference over many images: the one loop behind predictions, the rotation curve and the
+// report's analyses.
+#pragma once
+
+#include <torch/types.h>
+
+#include <functional>
+
+#include "data/normalization.h"
+#include "models/classifier.h"
+
+namespace convkit::eval {
+
+// A few hundred images per batch: oneDNN's 1-channel convolution slows down sharply on much
+// larger ones, and smaller ones pay the per-batch overhead more often.
+inline constexpr int64_t kInferenceBatch = 256;
+
+// Runs `model` in eval and inference mode over raw-pixel images ([N,H,W] or [N,1,H,W], 0..255)
+// in batches, normalising each batch on the way; hands `consume` the index of each batch's
+// first image and the model's output for it.
+void forward_in_batches(models::ClassifierImpl& model, const torch::Tensor& pixels, data::Normalization norm,
+                        const torch::Device& device,
+                        const std::function<void(int64_t start, const models::Output& output)>& consume,
+                        int64_t batch_size = kInferenceBatch);
+
+}  // namespace convkit::eval

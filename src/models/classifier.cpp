@@ -1,0 +1,33 @@
+#include "models/classifier.h"
+
+#include <ATen/Parallel.h>
+#include <torch/nn/functional.h>
+
+#include "models/fused_conv.h"
+#include "models/fused_linear.h"
+
+namespace convkit::models {
+
+namespace F = torch::nn::functional;
+
+torch::Tensor ClassifierImpl::conv_pool_relu(torch::nn::Conv2dImpl& conv, const torch::Tensor& x) const {
+  if (!exact_ && x.dim() == 4 && models::conv_pool_relu_fits(conv.options, x.size(2), x.size(3)) &&
+      models::conv_pool_relu_supported(x, conv.weight))
+    return models::conv_pool_relu(x, conv.weight, conv.bias);
+  TORCH_CHECK(!at::in_parallel_region(), "a convolution outside the fused kernel inside a parallel region");
+  return F::relu(F::max_pool2d(conv.forward(x), F::MaxPool2dFuncOptions(2)));
+}
+
+torch::Tensor ClassifierImpl::linear(torch::nn::LinearImpl& fc, const torch::Tensor& x, bool relu) const {
+  if (!exact_ && x.dim() == 2) return models::linear(x, fc.weight, fc.bias, relu);
+  const torch::Tensor y = fc.forward(x);
+  return relu ? F::relu(y) : y;
+}
+
+int64_t count_parameters(const torch::nn::Module& module) {
+  int64_t total = 0;
+  for (const auto& p : module.parameters()) total += p.numel();
+  return total;
+}
+
+}  // namespace convkit::models

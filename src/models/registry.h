@@ -1,0 +1,24 @@
+// Networks by name: the tutorial's, lenet-bn, and spec strings (models/spec_net.h).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "data/dataset.h"
+#include "models/classifier.h"
+
+namespace convkit::models {
+
+// The tutorial's description of a LeNet with batch norm and dropout.
+inline constexpr const char* kLeNetBnSpec = "c6k5bn-mp2-c16k5bn-mp2-fc120-dr0.5";
+
+// Names accepted by make_model, in the order shown in --help (a spec string works too).
+const std::vector<std::string>& model_names();
+
+// Builds a freshly initialised network (draws from the global generator, as Python does).
+Classifier make_model(const std::string& name, int64_t num_classes = data::kNumClasses);
+
+// Throws the Error make_model would, without building anything.
+void check_model_name(const std::string& name);
+
+}  // namespace convkit::models

@@ -1,0 +1,194 @@
+#include "models/spec_net.h"
+
+#include <torch/torch.h>
+
+#include <cctype>
+#include <regex>
+
+#include "data/dataset.h"
+#include "models/fused_conv.h"
+#include "util/error.h"
+
+namespace convkit::models {
+namespace {
+
+namespace F = torch::nn::functional;
+
+const std::vector<std::string> kActivations = {"relu", "gelu", "tanh", "elu", "silu", "lrelu"};
+
+torch::Tensor activate(const std::string& name, const torch::Tensor& x) {
+  if (name == "relu") return torch::relu(x);
+  if (name == "gelu") return torch::gelu(x);
+  if (name == "tanh") return torch::tanh(x);
+  if (name == "elu") return torch::elu(x);
+  if (name == "silu") return torch::silu(x);
+  return torch::leaky_relu(x, 0.01);
+}
+
+[[noreturn]] void bad(const std::string& spec, const std::string& token, const std::string& why) {
+  throw Error("--model: bad spec '" + spec + "' at token '" + token + "': " + why);
+}
+
+}  // namespace
+
+bool is_spec(const std::string& name) {
+  return std::any_of(name.begin(), name.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); }) ||
+         (name.find('-') != std::string::npos && name.find("lenet") == std::string::npos);
+}
+
+std::vector<LayerSpec> parse_spec(const std::string& spec) {
+  static const std::regex conv(R"(c(\d+)k(\d+)(?:s(\d+))?(?:p(\d+))?(bn)?)");
+  static const std::regex pool(R"((mp|ap)(\d+))");
+  static const std::regex dropout(R"(dr(0?\.\d+|0))");
+  static const std::regex dense(R"(fc(\d+)(bn)?)");
+  std::vector<LayerSpec> layers;
+  int64_t channels = 1, size = data::kImageSize;  // the shape flowing through, to reject impossible specs
+  bool flat = false;
+  size_t start = 0;
+  if (spec.empty()) throw Error("--model: empty spec");
+  while (start <= spec.size()) {
+    const size_t end = std::min(spec.find('-', start), spec.size());
+    const std::string token = spec.substr(start, end - start);
+    start = end + 1;
+    std::smatch m;
+    LayerSpec l{};
+    if (token.empty()) bad(spec, token, "empty token (two '-' in a row?)");
+    if (std::regex_match(token, m, conv)) {
+      if (flat) bad(spec, token, "convolution after a dense layer");
+      l.kind = LayerSpec::Kind::Conv;
+      l.out = std::stoll(m[1]);
+      l.kernel = std::stoll(m[2]);
+      l.stride = m[3].matched ? std::stoll(m[3]) : 1;
+      l.padding = m[4].matched ? std::stoll(m[4]) : 0;
+      l.batch_norm = m[5].matched;
+      if (l.out < 1 || l.out > 4096 || l.kernel < 1 || l.stride < 1) bad(spec, token, "channels, kernel and stride must be positive");
+      size = (size + 2 * l.padding - l.kernel) / l.stride + 1;
+      if (size < 1) bad(spec, token, "the image is smaller than the kernel here");
+      channels = l.out;
+    } else if (std::regex_match(token, m, pool)) {
+      if (flat) bad(spec, token, "pooling after a dense layer");
+      l.kind = m[1] == "mp" ? LayerSpec::Kind::MaxPool : LayerSpec::Kind::AvgPool;
+      l.kernel = std::stoll(m[2]);
+      if (l.kernel < 1 || size / l.kernel < 1) bad(spec, token, "pool larger than the " + std::to_string(size) + "x" + std::to_string(size) + " feature map");
+      size /= l.kernel;
+    } else if (std::regex_match(token, m, dropout)) {
+      l.kind = LayerSpec::Kind::Dropout;
+      l.p = std::stod(m[1]);
+    } else if (std::regex_match(token, m, dense)) {
+      l.kind = LayerSpec::Kind::Dense;
+      l.out = std::stoll(m[1]);
+      l.batch_norm = m[2].matched;
+      if (l.out < 1 || l.out > 65536) bad(spec, token, "dense size must be between 1 and 65536");
+      flat = true;
+    } else if (std::find(kActivations.begin(), kActivations.end(), token) != kActivations.end()) {
+      l.kind = LayerSpec::Kind::Activation;
+      l.activation = token;
+    } else {
+      bad(spec, token, "unknown token (expected c<out>k<size>[s][p][bn], mp<n>, ap<n>, dr<p>, fc<n>[bn] or an activation)");
+    }
+    layers.push_back(l);
+  }
+  if (channels * size * size > 1 << 22) throw Error("--model: spec '" + spec + "' flattens to too many features");
+  return layers;
+}
+
+bool SpecNetImpl::convolutions_fused() const {
+  return std::all_of(steps_.begin(), steps_.end(),
+                     [](const Step& s) { return s.layer.kind != LayerSpec::Kind::Conv || s.pools_in_conv; });
+}
+
+SpecNetImpl::SpecNetImpl(const std::string& spec, int64_t num_classes) {
+  int64_t channels = 1, size = data::kImageSize, features = 0, n_conv = 0, n_fc = 0, n_drop = 0;
+  bool flat = false;
+  std::string activation = "relu";
+  const std::vector<LayerSpec> layers = parse_spec(spec);
+  for (size_t i = 0; i < layers.size(); ++i) {
+    const LayerSpec& l = layers[i];
+    Step step{l, false, false, {}, {}};
+    switch (l.kind) {
+      case LayerSpec::Kind::Conv: {
+        const bool next_is_mp2 = i + 1 < layers.size() && layers[i + 1].kind == LayerSpec::Kind::MaxPool &&
+                                 layers[i + 1].kernel == 2;
+        const std::string name = "conv" + std::to_string(++n_conv);
+        auto conv = register_module(name, torch::nn::Conv2d(torch::nn::Conv2dOptions(channels, l.out, l.kernel)
+                                                                 .stride(l.stride)
+                                                                 .padding(l.padding)));
+        step.pools_in_conv =
+            next_is_mp2 && !l.batch_norm && activation == "relu" && conv_pool_relu_fits(conv->options, size, size);
+        step.module = torch::nn::AnyModule(conv);
+        if (l.batch_norm) step.norm = torch::nn::AnyModule(register_module("bn_" + name, torch::nn::BatchNorm2d(l.out)));
+        channels = l.out;
+        size = (size + 2 * l.padding - l.kernel) / l.stride + 1;
+        break;
+      }
+      case LayerSpec::Kind::MaxPool:
+      case LayerSpec::Kind::AvgPool:
+        size /= l.kernel;
+        break;
+      case LayerSpec::Kind::Dropout:
+        step.module = torch::nn::AnyModule(register_module("dropout" + std::to_string(++n_drop), torch::nn::Dropout(l.p)));
+        break;
+      case LayerSpec::Kind::Dense: {
+        if (!flat) features = channels * size * size, flat = true;
+        const std::string name = "fc_" + std::to_string(++n_fc);
+        step.module = torch::nn::AnyModule(register_module(name, torch::nn::Linear(features, l.out)));
+        if (l.batch_norm) step.norm = torch::nn::AnyModule(register_module("bn_" + name, torch::nn::BatchNorm1d(l.out)));
+        features = l.out;
+        break;
+      }
+      case LayerSpec::Kind::Activation:
+        activation = l.activation;
+        break;
+    }
+    if (l.kind == LayerSpec::Kind::MaxPool && !steps_.empty() && steps_.back().pools_in_conv) step.part_of_conv = true;
+    steps_.push_back(std::move(step));
+  }
+  if (!flat) features = channels * size * size;
+  fc_out = register_module("fc_out", torch::nn::Linear(features, num_classes));
+}
+
+Output SpecNetImpl::forward(const torch::Tensor& input) {
+  torch::Tensor x = input;
+  std::string activation = "relu";
+  for (auto& step : steps_) {
+    const LayerSpec& l = step.layer;
+    if (step.part_of_conv) continue;  // done with its convolution
+    if (step.pools_in_conv) {
+      x = conv_pool_relu(step.module.get<torch::nn::Conv2dImpl>(), x);
+      continue;
+    }
+    switch (l.kind) {
+      case LayerSpec::Kind::Dense:
+        if (x.dim() > 2) x = x.flatten(1);
+        if (!l.batch_norm && activation == "relu") {
+          x = linear(step.module.get<torch::nn::LinearImpl>(), x, /*relu=*/true);
+          break;
+        }
+        x = step.module.forward(x);
+        if (l.batch_norm) x = step.norm.forward(x);
+        x = activate(activation, x);
+        break;
+      case LayerSpec::Kind::Conv:
+        x = step.module.forward(x);
+        if (l.batch_norm) x = step.norm.forward(x);
+        x = activate(activation, x);
+        break;
+      case LayerSpec::Kind::MaxPool:
+        x = F::max_pool2d(x, F::MaxPool2dFuncOptions(l.kernel));
+        break;
+      case LayerSpec::Kind::AvgPool:
+        x = F::avg_pool2d(x, F::AvgPool2dFuncOptions(l.kernel));
+        break;
+      case LayerSpec::Kind::Dropout:
+        x = step.module.forward(x);
+        break;
+      case LayerSpec::Kind::Activation:
+        activation = l.activation;
+        break;
+    }
+  }
+  const torch::Tensor h = x.flatten(1);
+  return {linear(*fc_out, h), h};
+}
+
+}  // namespace convkit::models

@@ -1,0 +1,56 @@
+// Configurable CNNs from a compact spec string, e.g. the tutorial's LeNet:
+//   c6k5-mp2-c16k5-mp2-fc120-fc84
+// Tokens, separated by '-':
+//   c<out>k<size>[s<stride>][p<pad>][bn]  convolution (+ batch norm), then the activation
+//   mp<size> | ap<size>                    max / average pooling
+//   dr<p>                                  dropout with probability p (0 <= p < 1)
+//   fc<out>[bn]                            dense layer (+ batch norm), then the activation
+//   relu | gelu | tanh | elu | silu | lrelu   activation for the layers that follow (default relu)
+// The input is 1x28x28; a flatten comes before the first fc; the output layer (10 classes)
+// is appended. Parameter names: conv1.weight, bn_conv1.weight, fc_1.weight, ..., fc_out.bias.
+#pragma once
+
+#include <torch/nn/modules/container/any.h>
+#include <torch/nn/modules/linear.h>
+
+#include <string>
+#include <vector>
+
+#include "models/classifier.h"
+
+namespace convkit::models {
+
+struct LayerSpec {
+  enum class Kind { Conv, MaxPool, AvgPool, Dropout, Dense, Activation } kind;
+  int64_t out = 0, kernel = 0, stride = 1, padding = 0;  // conv; out also for dense; kernel for pools
+  bool batch_norm = false;
+  double p = 0;            // dropout
+  std::string activation;  // Activation
+};
+
+// Parses and checks a spec (shapes included); an Error naming the offending token otherwise.
+std::vector<LayerSpec> parse_spec(const std::string& spec);
+
+// True when `name` looks like a spec rather than a network name.
+bool is_spec(const std::string& name);
+
+class SpecNetImpl : public ClassifierImpl {
+ public:
+  SpecNetImpl(const std::string& spec, int64_t num_classes);
+  Output forward(const torch::Tensor& x) override;
+  bool convolutions_fused() const override;
+
+ private:
+  struct Step {
+    LayerSpec layer;
+    bool pools_in_conv = false;   // conv (ReLU) -> mp2 that the fused kernel can run as one op
+    bool part_of_conv = false;    // the mp2 of such a pair
+    torch::nn::AnyModule module;  // empty for activations and pools
+    torch::nn::AnyModule norm;    // batch norm, when asked for
+  };
+  std::vector<Step> steps_;
+  torch::nn::Linear fc_out{nullptr};
+};
+TORCH_MODULE(SpecNet);
+
+}  // namespace convkit::models

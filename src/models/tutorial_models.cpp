@@ -1,0 +1,39 @@
+#include "models/tutorial_models.h"
+
+namespace convkit::models {
+
+namespace nn = torch::nn;
+
+LeNetImpl::LeNetImpl(int64_t output_dim) {
+  // Registered in the tutorial's order so the default initialisation consumes the global
+  // generator exactly as Python's LeNet.__init__ does.
+  conv1 = register_module("conv1", nn::Conv2d(nn::Conv2dOptions(1, 6, 5)));
+  conv2 = register_module("conv2", nn::Conv2d(nn::Conv2dOptions(6, 16, 5)));
+  fc_1 = register_module("fc_1", nn::Linear(16 * 4 * 4, 120));
+  fc_2 = register_module("fc_2", nn::Linear(120, 84));
+  fc_3 = register_module("fc_3", nn::Linear(84, output_dim));
+}
+
+Output LeNetImpl::forward(const torch::Tensor& input) {
+  torch::Tensor x = conv_pool_relu(*conv1, input);
+  x = conv_pool_relu(*conv2, x);
+  torch::Tensor h = x.view({x.size(0), -1});
+  x = linear(*fc_1, h, /*relu=*/true);
+  x = linear(*fc_2, x, /*relu=*/true);
+  return {linear(*fc_3, x), h};
+}
+
+MLPImpl::MLPImpl(int64_t input_dim, int64_t output_dim) {
+  input_fc = register_module("input_fc", nn::Linear(input_dim, 250));
+  hidden_fc = register_module("hidden_fc", nn::Linear(250, 100));
+  output_fc = register_module("output_fc", nn::Linear(100, output_dim));
+}
+
+Output MLPImpl::forward(const torch::Tensor& input) {
+  const torch::Tensor x = input.view({input.size(0), -1});
+  const torch::Tensor h_1 = linear(*input_fc, x, /*relu=*/true);
+  const torch::Tensor h_2 = linear(*hidden_fc, h_1, /*relu=*/true);
+  return {linear(*output_fc, h_2), h_2};
+}
+
+}  // namespace convkit::models

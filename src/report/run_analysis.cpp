@@ -1,0 +1,54 @@
+#include "report/run_analysis.h"
+
+#include <torch/torch.h>
+
+#include <nlohmann/json.hpp>
+
+#include "report/tsne.h"
+
+namespace convkit::report {
+namespace {
+
+nlohmann::json scores_json(const ClassScores& s) {
+  return {{"precision", s.precision}, {"recall", s.recall}, {"f1-score", s.f1}, {"support", s.support}};
+}
+
+}  // namespace
+
+RunAnalysis analyse_run(models::ClassifierImpl& model, const data::Split& test, data::Normalization norm,
+                        const torch::Device& device) {
+  RunAnalysis a;
+  a.predictions = eval::predict_all(model, test.images, norm, device);
+  a.classes = classification_report(test.labels, a.predictions.predicted, data::kNumClasses);
+  const data::Split rotation_subset = data::first(test, eval::kRotationImages);
+  a.rotation_images = rotation_subset.images.size(0);
+  a.rotation_curve =
+      eval::accuracy_vs_rotation(model, rotation_subset, norm, eval::rotation_curve_angles(), device);
+  const torch::Tensor& hidden = a.predictions.hidden;
+  a.pca = pca_2d(hidden.slice(0, 0, kPcaImages));
+  const int64_t n_tsne = std::min<int64_t>(kTsneImages, hidden.size(0));
+  if (n_tsne > kMinTsneImages) a.tsne = tsne_2d(hidden.slice(0, 0, n_tsne));
+  return a;
+}
+
+nlohmann::json analysis_metrics(const RunAnalysis& a) {
+  const ClassificationReport& cr = a.classes;
+  nlohmann::json per_class;
+  for (int64_t k = 0; k < data::kNumClasses; ++k) per_class[data::kClassNames[k]] = scores_json(cr.per_class[k]);
+  per_class["accuracy"] = cr.accuracy;
+  per_class["macro avg"] = scores_json(cr.macro);
+  per_class["weighted avg"] = scores_json(cr.weighted);
+  std::vector<std::vector<int64_t>> confusion(data::kNumClasses);
+  for (int64_t t = 0; t < data::kNumClasses; ++t)
+    for (int64_t q = 0; q < data::kNumClasses; ++q) confusion[t].push_back(cr.confusion[t][q].item<int64_t>());
+  nlohmann::json curve = nlohmann::json::array();
+  for (const auto& point : a.rotation_curve) curve.push_back({{"degrees", point.degrees}, {"accuracy", point.accuracy}});
+  return {{"confusion_matrix", confusion},
+          {"per_class", per_class},
+          {"rotation_curve", curve},
+          {"pca_images", a.pca.size(0)},
+          {"tsne_images", std::min<int64_t>(kTsneImages, a.predictions.hidden.size(0))},
+          {"rotation_images", a.rotation_images}};
+}
+
+}  // namespace convkit::report

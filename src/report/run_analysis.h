@@ -1,0 +1,40 @@
+// What a run's report shows, computed from the best model and the test images: predictions,
+// the classification report, the rotation curve, PCA and t-SNE of the hidden representation.
+#pragma once
+
+#include <torch/types.h>
+
+#include <nlohmann/json_fwd.hpp>
+#include <vector>
+
+#include "data/dataset.h"
+#include "data/normalization.h"
+#include "eval/predict.h"
+#include "eval/rotation_curve.h"
+#include "models/classifier.h"
+#include "report/analysis.h"
+
+namespace convkit::report {
+
+inline constexpr int64_t kPcaImages = 5000;   // first N test images in pca.png
+inline constexpr int64_t kTsneImages = 1000;  // first N test images in tsne.png
+inline constexpr int64_t kMinTsneImages = 100;  // fewer give no t-SNE figure
+
+struct RunAnalysis {
+  eval::Predictions predictions;  // over the whole test set
+  ClassificationReport classes;
+  std::vector<eval::RotationPoint> rotation_curve;  // over the first kRotationImages
+  int64_t rotation_images = 0;
+  torch::Tensor pca;   // float [n, 2], the first kPcaImages
+  torch::Tensor tsne;  // float [n, 2], the first kTsneImages; undefined with too few images
+};
+
+RunAnalysis analyse_run(models::ClassifierImpl& model, const data::Split& test, data::Normalization norm,
+                        const torch::Device& device);
+
+// The analyses as metrics.json records them: confusion_matrix, per_class (as scikit-learn's
+// classification_report(output_dict=True)), rotation_curve, pca_images, tsne_images,
+// rotation_images.
+nlohmann::json analysis_metrics(const RunAnalysis& analysis);
+
+}  // namespace convkit::report

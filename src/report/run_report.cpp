@@ -1,0 +1,116 @@
+#include "report/run_report.h"
+
+#include <torch/torch.h>
+
+#include <nlohmann/json.hpp>
+
+#include "report/figures.h"
+#include "report/html.h"
+#include "util/files.h"
+#include "util/format.h"
+
+namespace convkit::report {
+
+namespace {
+
+std::string summary_cards(const nlohmann::json& metrics) {
+  return "<div class=\"cards\">" +
+         strprintf("<div class=\"card\">Test accuracy<b>%.2f%%</b>loss %.3f</div>", 100 * metrics.value("test_acc", 0.0),
+                   metrics.value("test_loss", 0.0)) +
+         strprintf("<div class=\"card\">Rotated test accuracy (&plusmn;%g&deg;)<b>%.2f%%</b>loss %.3f</div>",
+                   metrics.value("rotation_degrees", 0.0), 100 * metrics.value("rotated_test_acc", 0.0),
+                   metrics.value("rotated_test_loss", 0.0)) +
+         strprintf("<div class=\"card\">Best epoch<b>%lld</b>of %lld</div>",
+                   static_cast<long long>(metrics.value("best_epoch", 0)),
+                   static_cast<long long>(metrics.value("epochs", 0))) +
+         "</div>";
+}
+
+std::string configuration_table(const nlohmann::json& metrics) {
+  std::string h = "<h2>Configuration</h2><table>";
+  for (const char* key : {"model", "parameters", "epochs", "batch_size", "lr", "seed", "threads", "device", "data_dir",
+                          "limit", "rotation_degrees", "total_seconds"}) {
+    if (!metrics.contains(key)) continue;
+    const auto& v = metrics[key];
+    h += std::string("<tr><td>") + key + "</td><td>" + html_escape(v.is_string() ? v.get<std::string>() : v.dump()) +
+         "</td></tr>";
+  }
+  if (metrics.contains("normalization")) {
+    h += strprintf("<tr><td>normalisation</td><td>mean %.4f, std %.4f</td></tr>",
+                   metrics["normalization"].value("mean", 0.0), metrics["normalization"].value("std", 0.0));
+  }
+  return h + "</table>";
+}
+
+std::string training_table(const std::vector<train::EpochRecord>& history) {
+  std::string h =
+      "<h2>Training</h2><table><tr><th>epoch</th><th>train loss</th><th>train acc</th><th>valid loss</th>"
+      "<th>valid acc</th><th>seconds</th></tr>";
+  for (const auto& r : history) {
+    h += strprintf("<tr><td>%lld</td><td>%.3f</td><td>%.2f%%</td><td>%.3f</td><td>%.2f%%</td><td>%.2f</td></tr>",
+                   static_cast<long long>(r.epoch), r.train.loss, 100 * r.train.acc, r.valid.loss, 100 * r.valid.acc,
+                   r.seconds);
+  }
+  return h + "</table>";
+}
+
+// metrics.json's per_class, as scikit-learn's classification_report prints it.
+std::string classification_table(const nlohmann::json& per_class) {
+  std::string h =
+      "<h2>Classification report (test set)</h2><table><tr><th></th><th>precision</th><th>recall</th>"
+      "<th>f1-score</th><th>support</th></tr>";
+  auto row = [&](const std::string& name, const nlohmann::json& s) {
+    h += strprintf("<tr><td>%s</td><td>%.4f</td><td>%.4f</td><td>%.4f</td><td>%lld</td></tr>",
+                   html_escape(name).c_str(), s.value("precision", 0.0), s.value("recall", 0.0),
+                   s.value("f1-score", 0.0), static_cast<long long>(s.value("support", 0)));
+  };
+  for (const char* c : data::kClassNames) row(c, per_class[c]);
+  h += strprintf("<tr><td>accuracy</td><td></td><td></td><td>%.4f</td><td>%lld</td></tr>",
+                 per_class.value("accuracy", 0.0), static_cast<long long>(per_class["macro avg"].value("support", 0)));
+  row("macro avg", per_class["macro avg"]);
+  row("weighted avg", per_class["weighted avg"]);
+  return h + "</table>";
+}
+
+std::string figure_grid(const std::filesystem::path& run_dir) {
+  struct Figure {
+    const char* file;
+    const char* heading;
+  };
+  const Figure figures[] = {{"accuracy", "Accuracy"},           {"loss", "Loss"},
+                            {"samples", "Training samples"},    {"confusion", "Confusion matrix"},
+                            {"mistakes", "Confident mistakes"}, {"filters", "Learned filters"},
+                            {"pca", "PCA"},                     {"tsne", "t-SNE"},
+                            {"rotation", "Accuracy under rotation"}};
+  std::string h = "<h2>Figures</h2><div class=\"grid\">";
+  for (const auto& f : figures) {
+    const auto png = run_dir / "figures" / (std::string(f.file) + ".png");
+    if (std::filesystem::exists(png)) h += std::string("<div><h3>") + f.heading + "</h3>" + embedded_png(png, f.heading) + "</div>";
+  }
+  return h + "</div>";
+}
+
+}  // namespace
+
+void write_html_report(const std::filesystem::path& run_dir, const nlohmann::json& metrics,
+                       const std::vector<train::EpochRecord>& history) {
+  const std::string model = metrics.value("model", std::string("?"));
+  std::string h = html_page_start("convkit run: " + model) + "<h1>convkit run: " + html_escape(model) + "</h1>";
+  h += summary_cards(metrics) + configuration_table(metrics) + training_table(history);
+  if (metrics.contains("per_class")) h += classification_table(metrics["per_class"]);
+  h += figure_grid(run_dir) + "<p>Written by convkit.</p>" + kHtmlPageEnd;
+  write_file_atomically(run_dir / "report.html", h);
+}
+
+nlohmann::json write_run_report(const std::filesystem::path& run_dir, models::ClassifierImpl& model,
+                                const data::Mnist& mnist, data::Normalization norm, const torch::Device& device,
+                                const std::vector<train::EpochRecord>& history, nlohmann::json metrics) {
+  const RunAnalysis analysis = analyse_run(model, mnist.test, norm, device);
+  metrics.update(analysis_metrics(analysis));
+  metrics["figures"] = write_figures(run_dir, analysis, model, mnist, norm, history,
+                                     metrics.value("model", std::string("model")));
+  write_html_report(run_dir, metrics, history);
+  return metrics;
+}
+
+}  // namespace convkit::report

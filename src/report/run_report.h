@@ -1,0 +1,27 @@
+// A run's self-contained HTML report, and everything that goes into it.
+#pragma once
+
+#include <torch/types.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <vector>
+
+#include "data/dataset.h"
+#include "data/normalization.h"
+#include "models/classifier.h"
+#include "train/history.h"
+
+namespace convkit::report {
+
+// run_dir/report.html from the run's metrics, history and figures, all embedded.
+void write_html_report(const std::filesystem::path& run_dir, const nlohmann::json& metrics,
+                       const std::vector<train::EpochRecord>& history);
+
+// The analyses of the best model, every figure and report.html; returns `metrics` with the
+// analyses and the list of figures added, for metrics.json.
+nlohmann::json write_run_report(const std::filesystem::path& run_dir, models::ClassifierImpl& model,
+                                const data::Mnist& mnist, data::Normalization norm, const torch::Device& device,
+                                const std::vector<train::EpochRecord>& history, nlohmann::json metrics);
+
+}  // namespace convkit::report

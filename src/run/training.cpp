@@ -1,0 +1,238 @@
+#include "run/training.h"
+
+#include <torch/torch.h>
+
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <ostream>
+
+#include "checkpoint/model_info.h"
+#include "checkpoint/resume.h"
+#include "checkpoint/state_dict.h"
+#include "data/normalization.h"
+#include "data/split.h"
+#include "eval/test_sets.h"
+#include "models/registry.h"
+#include "report/run_report.h"
+#include "run/run_dir.h"
+#include "run/settings.h"
+#include "train/optimizer.h"
+#include "train/pytorch_random.h"
+#include "train/schedule.h"
+#include "util/error.h"
+#include "util/files.h"
+#include "util/format.h"
+#include "util/runtime.h"
+#include "util/stopwatch.h"
+
+namespace convkit::run {
+namespace {
+
+// The training images in model-input form, and the validation split taken from them.
+struct TrainingData {
+  data::Mnist mnist;
+  data::Normalization norm;
+  torch::Tensor train_inputs;  // all 60,000, normalised; the split's train indices select from it
+  data::TrainValidIndices split;
+  torch::Tensor valid_inputs, valid_labels;
+};
+
+TrainingData load_training_data(const TrainOptions& options, std::ostream& out) {
+  TrainingData d;
+  d.mnist = data::load_mnist(options.data_dir, options.limit);
+  d.norm = data::normalization_from(d.mnist.train.images);
+  out << strprintf("Normalisation: mean %.4f, std %.4f (from %lld training images)\n", d.norm.mean, d.norm.std,
+                   static_cast<long long>(d.mnist.train.images.size(0)));
+  d.train_inputs = data::to_model_input(d.mnist.train.images, d.norm);
+  d.split = data::random_split(d.mnist.train.images.size(0));
+  d.valid_inputs = d.train_inputs.index_select(0, d.split.valid);
+  d.valid_labels = d.mnist.train.labels.index_select(0, d.split.valid);
+  out << "Number of training examples: " << d.split.train.size(0) << "\n"
+      << "Number of validation examples: " << d.split.valid.size(0) << "\n"
+      << "Number of testing examples: " << d.mnist.test.images.size(0) << "\n";
+  return d;
+}
+
+// The network, on its device, with the resume point's weights when resuming; and the optimiser
+// over it with whatever the fast path (flat parameters, batch shards) made of its parameters.
+struct Network {
+  models::Classifier model;
+  train::FastPath fast;
+  std::unique_ptr<torch::optim::Optimizer> optimizer;
+};
+
+Network build_network(const TrainOptions& options, const RunDir& run, int threads, const torch::Device& device,
+                      std::ostream& out) {
+  Network n;
+  n.model = models::make_model(options.model, data::kNumClasses);
+  n.model->set_exact(options.exact);
+  n.model->to(device);
+  if (options.resume) checkpoint::load_resume_weights(run.resume(), *n.model);
+  out << strprintf("Model: %s (%lld parameters) | device %s | %d threads | %s kernels\n", options.model.c_str(),
+                   static_cast<long long>(models::count_parameters(*n.model)), device.str().c_str(), threads,
+                   options.exact ? "exact" : "fused")
+      << std::flush;
+  // Exact mode keeps the tutorial's per-parameter updates (and its resume.pt layout).
+  n.fast = train::prepare_fast_path(*n.model, options.model, data::kNumClasses, threads, device);
+  n.optimizer = train::make_optimizer(options.optimizer, n.fast.parameters, options.exact);
+  return n;
+}
+
+// Where the epochs stand: completed ones, their history, the best so far.
+struct RunState {
+  checkpoint::ResumePoint point;
+  std::vector<train::EpochRecord> history;
+};
+
+RunState start_or_resume(const TrainOptions& options, const RunDir& run, torch::optim::Optimizer& optimizer,
+                         data::Normalization norm, std::ostream& out) {
+  RunState p;
+  if (!options.resume) {
+    checkpoint::write_checkpoint_info(run.model(), {options.model, data::kNumClasses, norm.mean, norm.std});
+    return p;
+  }
+  p.point = checkpoint::load_resume_point(run.resume(), optimizer);
+  if (p.point.completed_epochs >= options.epochs) {
+    throw Error("--resume: " + run.dir.string() + " already completed " + std::to_string(p.point.completed_epochs) +
+                " epochs; pass a larger --epochs to train further");
+  }
+  p.history = read_history(run, p.point.completed_epochs);
+  out << "Resuming after epoch " << p.point.completed_epochs << " of " << options.epochs << "\n";
+  return p;
+}
+
+train::StepSettings step_settings(const TrainOptions& options, data::Normalization norm, const Network& net,
+                                  const train::LrSchedule* schedule) {
+  train::StepSettings s;
+  s.label_smoothing = options.label_smoothing;
+  s.augmentation = options.augmentation;
+  s.background = data::normalized_black(norm);
+  s.schedule = schedule;
+  s.shards = net.fast.shards;
+  s.optimizer_sums_shards = train::share_shard_gradients(*net.optimizer, net.fast.shards);
+  return s;
+}
+
+// One epoch as the tutorial's loop runs it: a fresh shuffle, train, then validate.
+train::EpochRecord run_epoch(int64_t epoch, const TrainOptions& options, const TrainingData& d, Network& net,
+                             train::StepSettings& steps, const torch::Device& device) {
+  const Stopwatch clock;
+  train::draw_loader_base_seed();
+  const torch::Tensor order = d.split.train.index_select(0, train::random_sampler_order(d.split.train.size(0)));
+  const int64_t steps_per_epoch = (d.split.train.size(0) + options.batch_size - 1) / options.batch_size;
+  steps.first_step = (epoch - 1) * steps_per_epoch;
+  train::EpochRecord record;
+  record.epoch = epoch;
+  record.train = train::train_epoch(*net.model, *net.optimizer, d.train_inputs, d.mnist.train.labels, order,
+                                    options.batch_size, device, steps, !options.quiet);
+  record.train_seconds = clock.seconds();
+  train::draw_loader_base_seed();
+  record.valid = train::evaluate(*net.model, d.valid_inputs, d.valid_labels, options.batch_size, device, !options.quiet);
+  record.seconds = clock.seconds();
+  return record;
+}
+
+// Keeps model.pt at the lowest validation loss, prints the epoch, and records it in
+// history.json and resume.pt so that an interruption loses at most the epoch in progress.
+void finish_epoch(const train::EpochRecord& record, const RunDir& run, Network& net, RunState& p, std::ostream& out) {
+  if (record.valid.loss < p.point.best_valid_loss) {
+    p.point.best_valid_loss = record.valid.loss;
+    p.point.best_epoch = record.epoch;
+    checkpoint::save_state_dict(*net.model, run.model());
+  }
+  out << train::epoch_lines(record) << std::flush;
+  p.history.push_back(record);
+  write_history(run, p.history);
+  p.point.completed_epochs = record.epoch;
+  checkpoint::save_resume_point(run.resume(), *net.model, *net.optimizer, p.point);
+}
+
+bool stops_early(const TrainOptions& options, const RunState& p, std::ostream& out) {
+  const int64_t epoch = p.point.completed_epochs;
+  if (options.patience == 0 || epoch - p.point.best_epoch < options.patience) return false;
+  out << "Early stopping after epoch " << epoch << ": no better validation loss in " << options.patience << " epochs\n";
+  return true;
+}
+
+nlohmann::json run_metrics(const TrainOptions& options, int threads, const TrainingData& d, const Network& net,
+                           const RunState& p, const torch::Device& device) {
+  const train::EpochRecord& best = p.history.at(p.point.best_epoch - 1);
+  nlohmann::json metrics = settings_json(options, threads);
+  metrics.update({{"parameters", models::count_parameters(*net.model)},
+                  {"epochs_run", static_cast<int64_t>(p.history.size())},
+                  {"best_epoch", p.point.best_epoch},
+                  {"best_valid_loss", best.valid.loss},
+                  {"best_valid_acc", best.valid.acc},
+                  {"device", device.str()},
+                  {"normalization", {{"mean", d.norm.mean}, {"std", d.norm.std}}},
+                  {"examples",
+                   {{"train", d.split.train.size(0)}, {"valid", d.split.valid.size(0)}, {"test", d.mnist.test.images.size(0)}}}});
+  return metrics;
+}
+
+void record_tests(const eval::TestResults& tests, RunResult& result, nlohmann::json& metrics) {
+  result.test = tests.test;
+  result.rotated_test = tests.rotated_test;
+  metrics.update({{"test_loss", tests.test.loss},
+                  {"test_acc", tests.test.acc},
+                  {"rotated_test_loss", tests.rotated_test.loss},
+                  {"rotated_test_acc", tests.rotated_test.acc}});
+}
+
+// The report (figures/, report.html) when asked for and tested, then metrics.json.
+void write_outputs(const TrainOptions& options, const RunDir& run, models::ClassifierImpl& model,
+                   const TrainingData& d, const std::vector<train::EpochRecord>& history, const torch::Device& device,
+                   nlohmann::json metrics, std::ostream& out) {
+  const bool report = options.report && options.test;
+  if (report) {
+    const Stopwatch report_clock;
+    metrics = report::write_run_report(run.dir, model, d.mnist, d.norm, device, history, metrics);
+    metrics["report_seconds"] = report_clock.seconds();
+  }
+  write_file_atomically(run.metrics(), metrics.dump(2) + "\n");
+  out << "Outputs written to " << run.dir.string() << "/ (model.pt, history.json, metrics.json"
+      << (report ? ", report.html, figures/" : "") << ")\n";
+}
+
+}  // namespace
+
+RunResult run_training(const TrainOptions& options, std::ostream& out) {
+  validate(options);
+  const RunDir run{out_dir_for(options)};
+  ensure_writable_dir(run.dir);  // before any work: a bad --out must not cost a training run
+  const int threads = configure_threads(options.threads);
+  const torch::Device device(resolve_device(options.device));
+  const Stopwatch run_clock;
+
+  // The order of everything that draws from the global generator below mirrors the tutorial.
+  torch::manual_seed(options.seed);
+  TrainingData data = load_training_data(options, out);
+  Network net = build_network(options, run, threads, device, out);
+  RunState state = start_or_resume(options, run, *net.optimizer, data.norm, out);
+  write_file_atomically(run.settings(), settings_json(options, threads).dump(2) + "\n");
+
+  const int64_t steps_per_epoch = (data.split.train.size(0) + options.batch_size - 1) / options.batch_size;
+  const train::LrSchedule schedule(options.schedule, options.optimizer.lr, steps_per_epoch,
+                                   options.epochs * steps_per_epoch);
+  train::StepSettings steps = step_settings(options, data.norm, net, options.schedule.name == "none" ? nullptr : &schedule);
+  for (int64_t epoch = state.point.completed_epochs + 1; epoch <= options.epochs; ++epoch) {
+    finish_epoch(run_epoch(epoch, options, data, net, steps, device), run, net, state, out);
+    if (stops_early(options, state, out)) break;
+  }
+
+  data.train_inputs = torch::Tensor();  // no longer needed: keeps the peak memory down
+  checkpoint::load_state_dict(*net.model, checkpoint::read_state_dict(run.model()), run.model().string());
+  RunResult result{state.history, state.point.best_epoch, {}, {}, run.dir};
+  nlohmann::json metrics = run_metrics(options, threads, data, net, state, device);
+  if (options.test) {
+    const eval::TestResults tests = eval::evaluate_test_sets(*net.model, data.mnist.test, data.norm, options.rotation,
+                                                             options.batch_size, device, !options.quiet);
+    out << eval::test_lines(tests);
+    record_tests(tests, result, metrics);
+  }
+  metrics["total_seconds"] = run_clock.seconds();
+  write_outputs(options, run, *net.model, data, state.history, device, metrics, out);
+  return result;
+}
+
+}  // namespace convkit::run

@@ -1,0 +1,75 @@
+#include "train/loop.h"
+
+#include <torch/torch.h>
+
+#include <algorithm>
+
+#include "data/batches.h"
+#include "train/optimizer.h"
+#include "util/progress.h"
+
+namespace convkit::train {
+
+EpochStats train_epoch(models::ClassifierImpl& model, torch::optim::Optimizer& optimizer, const torch::Tensor& inputs,
+                       const torch::Tensor& labels, const torch::Tensor& order, int64_t batch_size,
+                       const torch::Device& device, const StepSettings& settings, bool progress) {
+  namespace F = torch::nn::functional;
+  const auto loss_options = F::CrossEntropyFuncOptions().label_smoothing(settings.label_smoothing);
+  const LossFn loss_of = [&](const torch::Tensor& logits, const torch::Tensor& y) {
+    return settings.label_smoothing > 0 ? F::cross_entropy(logits, y, loss_options) : F::cross_entropy(logits, y);
+  };
+  model.train();
+  for (const auto& replica : settings.shards.replicas) replica->train();
+  const int64_t n = order.size(0);
+  Progress bar("Training", n, progress);
+  double loss_sum = 0, acc_sum = 0;
+  int64_t batches = 0;
+  for (int64_t start = 0; start < n; start += batch_size) {
+    const torch::Tensor idx = order.slice(0, start, std::min(n, start + batch_size));
+    // Augmentation draws random numbers for the whole batch, in order; without it each shard
+    // gathers its own images.
+    const torch::Tensor augmented =
+        settings.augmentation.enabled()
+            ? data::augment(data::gather_rows(inputs, idx), settings.augmentation, settings.background)
+            : torch::Tensor();
+    const BatchRows rows = [&](int64_t lo, int64_t hi) {
+      const torch::Tensor part = idx.slice(0, lo, hi);
+      const torch::Tensor x = augmented.defined() ? augmented.slice(0, lo, hi) : data::gather_rows(inputs, part);
+      return std::make_pair(x.to(device), data::gather_rows(labels, part).to(device));
+    };
+    if (settings.before_step) settings.before_step(batches);
+    if (settings.schedule) set_learning_rate(optimizer, settings.schedule->lr_at(settings.first_step + batches));
+    if (!settings.shards.gradient.defined()) optimizer.zero_grad();  // else each shard clears its own
+    const auto [loss, acc] =
+        sharded_forward_backward(model, settings.shards, idx.size(0), rows, loss_of, !settings.optimizer_sums_shards);
+    optimizer.step();
+    loss_sum += loss;
+    acc_sum += acc;
+    ++batches;
+    bar.advance(idx.size(0));
+  }
+  return {loss_sum / batches, acc_sum / batches};
+}
+
+EpochStats evaluate(models::ClassifierImpl& model, const torch::Tensor& inputs, const torch::Tensor& labels,
+                    int64_t batch_size, const torch::Device& device, bool progress) {
+  model.eval();
+  torch::NoGradGuard no_grad;
+  const int64_t n = inputs.size(0);
+  Progress bar("Evaluating", n, progress);
+  double loss_sum = 0, acc_sum = 0;
+  int64_t batches = 0;
+  for (int64_t start = 0; start < n; start += batch_size) {
+    const int64_t end = std::min(n, start + batch_size);
+    const torch::Tensor x = inputs.slice(0, start, end).to(device);
+    const torch::Tensor y = labels.slice(0, start, end).to(device);
+    const torch::Tensor logits = model.forward(x).logits;
+    loss_sum += torch::nn::functional::cross_entropy(logits, y).item<float>();
+    acc_sum += batch_accuracy(logits, y);
+    ++batches;
+    bar.advance(end - start);
+  }
+  return {loss_sum / batches, acc_sum / batches};
+}
+
+}  // namespace convkit::train
