@@ -73,8 +73,8 @@ double step_ms(const Data& d, const std::string& model_name, int64_t batch, int 
   train::StepSettings settings;
   const auto optimizer = prepare(*model, model_name, exact, settings);
   const torch::Tensor order = torch::randperm(54000).slice(0, 0, batch * (steps + 3));
-  train::train_epoch(*model, *optimizer, d.train_inputs, d.train_labels, order.slice(0, 0, batch * 3), batch, torch::kCPU,
-                     settings);
+  train::train_epoch(*model, *optimizer, d.train_inputs, d.train_labels, order.slice(0, 0, batch * 3), batch,
+                     torch::kCPU, settings);
   const auto start = Clock::now();
   train::train_epoch(*model, *optimizer, d.train_inputs, d.train_labels, order.slice(0, batch * 3), batch, torch::kCPU,
                      settings);

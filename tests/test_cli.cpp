@@ -1,7 +1,7 @@
 // The convkit binary as a user runs it: real data on a --limit subset, bad flags, bad files.
 #include <gtest/gtest.h>
-#include <torch/torch.h>
 #include <stb/stb_image.h>
+#include <torch/torch.h>
 
 #include <cstdio>
 #include <fstream>
@@ -72,7 +72,8 @@ TEST(Cli, TrainEndToEndOnRealSubset) {
   EXPECT_EQ(std::distance(std::sregex_iterator(r.out.begin(), r.out.end(), epoch_lines), std::sregex_iterator()), 2)
       << r.out;
   EXPECT_TRUE(std::regex_search(r.out, std::regex("\nTest Loss: \\d\\.\\d{3} \\| Test Acc: \\d+\\.\\d{2}%\n")));
-  EXPECT_TRUE(std::regex_search(r.out, std::regex("\nRotated Test Loss: \\d\\.\\d{3} \\| Rotated Test Acc: \\d+\\.\\d{2}%\n")));
+  EXPECT_TRUE(
+      std::regex_search(r.out, std::regex("\nRotated Test Loss: \\d\\.\\d{3} \\| Rotated Test Acc: \\d+\\.\\d{2}%\n")));
   EXPECT_EQ(r.out.find('\r'), std::string::npos);
 
   const auto history = read_json(dir / "run" / "history.json");
@@ -202,7 +203,8 @@ TEST(Cli, EvalReproducesTheTrainedTestNumbers) {
   TempDir dir;
   ASSERT_EQ(run_convkit("train --limit 2000 --epochs 1 --threads 2 --out " + (dir / "run").string()).exit_code, 0);
   const auto metrics = read_json(dir / "run" / "metrics.json");
-  const auto r = run_convkit("eval --json --threads 2 --limit 2000 --checkpoint " + (dir / "run" / "model.pt").string());
+  const auto r =
+      run_convkit("eval --json --threads 2 --limit 2000 --checkpoint " + (dir / "run" / "model.pt").string());
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto j = nlohmann::json::parse(r.out);
   EXPECT_EQ(j["model"], "lenet");
@@ -211,8 +213,9 @@ TEST(Cli, EvalReproducesTheTrainedTestNumbers) {
   EXPECT_GT(j["test_acc"].get<double>(), j["rotated_test_acc"].get<double>());
 
   const auto lines = run_convkit("eval --limit 500 --checkpoint " + (dir / "run" / "model.pt").string());
-  EXPECT_TRUE(std::regex_search(lines.out, std::regex("^Test Loss: \\d\\.\\d{3} \\| Test Acc: \\d+\\.\\d{2}%\n"
-                                                      "Rotated Test Loss: \\d\\.\\d{3} \\| Rotated Test Acc: \\d+\\.\\d{2}%\n$")))
+  EXPECT_TRUE(std::regex_search(lines.out,
+                                std::regex("^Test Loss: \\d\\.\\d{3} \\| Test Acc: \\d+\\.\\d{2}%\n"
+                                           "Rotated Test Loss: \\d\\.\\d{3} \\| Rotated Test Acc: \\d+\\.\\d{2}%\n$")))
       << lines.out;
   expect_one_line_error(run_convkit("eval --checkpoint " + (dir / "missing.pt").string()), "missing.pt");
   expect_one_line_error(run_convkit("eval --model mlp --checkpoint " + (dir / "run" / "model.pt").string()),
@@ -227,7 +230,8 @@ TEST(Cli, PredictAgreesWithTheNetworkOnTestImages) {
   // The same images as PNG files, one of them as a dark-on-light "photo" at another size.
   std::string files;
   for (int i = 0; i < 12; ++i) {
-    data::GreyImage image{28, 28, std::vector<uint8_t>(test.images[i].data_ptr<uint8_t>(), test.images[i].data_ptr<uint8_t>() + 784)};
+    data::GreyImage image{
+        28, 28, std::vector<uint8_t>(test.images[i].data_ptr<uint8_t>(), test.images[i].data_ptr<uint8_t>() + 784)};
     data::write_grey_png(dir / ("img" + std::to_string(i) + ".png"), image);
     files += " " + (dir / ("img" + std::to_string(i) + ".png")).string();
   }
@@ -235,7 +239,9 @@ TEST(Cli, PredictAgreesWithTheNetworkOnTestImages) {
       (255 - test.images[0].to(torch::kFloat)).view({1, 1, 28, 28}),
       torch::nn::functional::InterpolateFuncOptions().size(std::vector<int64_t>{112, 112}).mode(torch::kNearest));
   const auto big_u8 = big.to(torch::kUInt8).contiguous();
-  data::write_grey_png(dir / "photo.png", {112, 112, std::vector<uint8_t>(big_u8.data_ptr<uint8_t>(), big_u8.data_ptr<uint8_t>() + 112 * 112)});
+  data::write_grey_png(
+      dir / "photo.png",
+      {112, 112, std::vector<uint8_t>(big_u8.data_ptr<uint8_t>(), big_u8.data_ptr<uint8_t>() + 112 * 112)});
   write_file_atomically(dir / "broken.png", "\x89PNG not really");
 
   const auto r = run_convkit("predict --json --checkpoint " + (dir / "run" / "model.pt").string() + files + " " +
@@ -248,7 +254,7 @@ TEST(Cli, PredictAgreesWithTheNetworkOnTestImages) {
   // Reference: the checkpoint's forward pass on the test tensors, as eval computes it.
   auto loaded = eval::load_model(dir / "run" / "model.pt", "", data::kDefaultDataDir);
   const auto probs = eval::predict_probabilities(*loaded.model, test.images.to(torch::kFloat),
-                                                  {loaded.info.mean, loaded.info.std}, torch::kCPU);
+                                                 {loaded.info.mean, loaded.info.std}, torch::kCPU);
   for (int i = 0; i < 12; ++i) {
     EXPECT_EQ(results[i]["class"].get<int64_t>(), probs[i].argmax().item<int64_t>()) << i;
     EXPECT_NEAR(results[i]["probability"].get<double>(), probs[i].max().item<double>(), 1e-5) << i;
@@ -258,12 +264,12 @@ TEST(Cli, PredictAgreesWithTheNetworkOnTestImages) {
   EXPECT_TRUE(results[12].contains("error"));
   EXPECT_EQ(results[13]["class"], results[0]["class"]);  // --invert auto undoes the light background
 
-  const auto plain = run_convkit("predict --checkpoint " + (dir / "run" / "model.pt").string() + " " +
-                                 (dir / "img0.png").string());
+  const auto plain =
+      run_convkit("predict --checkpoint " + (dir / "run" / "model.pt").string() + " " + (dir / "img0.png").string());
   EXPECT_EQ(plain.exit_code, 0);
   EXPECT_TRUE(std::regex_search(plain.out, std::regex("img0\\.png: .+ \\(\\d+\\.\\d%\\) \\| top 3: ")));
-  expect_one_line_error(run_convkit("predict --invert maybe --checkpoint " + (dir / "run" / "model.pt").string() +
-                                    " " + (dir / "img0.png").string()),
+  expect_one_line_error(run_convkit("predict --invert maybe --checkpoint " + (dir / "run" / "model.pt").string() + " " +
+                                    (dir / "img0.png").string()),
                         "--invert");
 }
 
@@ -349,9 +355,10 @@ TEST(Cli, FiguresReportAndComparison) {
 
   // A browser renders the report: headless Chromium's screenshot is not blank.
   const auto shot = dir / "shot.png";
-  const std::string chromium = "chromium --headless --no-sandbox --disable-gpu --hide-scrollbars "
-                               "--window-size=1280,2400 --screenshot=" + shot.string() + " file://" +
-                               (dir / "lenet" / "report.html").string() + " > /dev/null 2>&1";
+  const std::string chromium =
+      "chromium --headless --no-sandbox --disable-gpu --hide-scrollbars "
+      "--window-size=1280,2400 --screenshot=" +
+      shot.string() + " file://" + (dir / "lenet" / "report.html").string() + " > /dev/null 2>&1";
   ASSERT_EQ(std::system(chromium.c_str()), 0) << "chromium failed (scripts/setup.sh installs it)";
   EXPECT_TRUE(png_is_real(shot));
 }
@@ -368,8 +375,10 @@ TEST(Cli, PresetsConfigsAndEarlyStopping) {
   EXPECT_EQ(settings["aug_hflip"], true);
   EXPECT_NE(r.out.find("Model: c32k3p1bn"), std::string::npos) << r.out;
 
-  write_file_atomically(dir / "cfg.json", R"({"model": "lenet-bn", "optimizer": "sgd", "lr": 0.05, "epochs": 1, "limit": 500})");
-  r = run_convkit("train --config " + (dir / "cfg.json").string() + " --lr 0.02 --quiet --no-report --out " + (dir / "c").string());
+  write_file_atomically(dir / "cfg.json",
+                        R"({"model": "lenet-bn", "optimizer": "sgd", "lr": 0.05, "epochs": 1, "limit": 500})");
+  r = run_convkit("train --config " + (dir / "cfg.json").string() + " --lr 0.02 --quiet --no-report --out " +
+                  (dir / "c").string());
   ASSERT_EQ(r.exit_code, 0) << r.err;
   settings = read_json(dir / "c" / "run.json");
   EXPECT_EQ(settings["model"], "lenet-bn");
@@ -378,7 +387,8 @@ TEST(Cli, PresetsConfigsAndEarlyStopping) {
   expect_one_line_error(run_convkit("train --config " + (dir / "bad.json").string()), "unknown setting 'speed'");
 
   // A learning rate too small to change any weight: the validation loss never improves.
-  r = run_convkit("train --lr 1e-30 --patience 2 --epochs 10 --limit 500 --quiet --no-report --out " + (dir / "e").string());
+  r = run_convkit("train --lr 1e-30 --patience 2 --epochs 10 --limit 500 --quiet --no-report --out " +
+                  (dir / "e").string());
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("Early stopping after epoch 3"), std::string::npos) << r.out;
   EXPECT_EQ(read_json(dir / "e" / "history.json").size(), 3u);
@@ -387,8 +397,9 @@ TEST(Cli, PresetsConfigsAndEarlyStopping) {
 
 TEST(Cli, SweepWritesASortedLeaderboardAndResumes) {
   TempDir dir;
-  write_file_atomically(dir / "sweep.json",
-                        R"({"base": {"epochs": 1, "limit": 1500}, "grid": {"lr": [0.0003, 0.003], "model": ["lenet", "mlp"]}, "jobs": 2})");
+  write_file_atomically(
+      dir / "sweep.json",
+      R"({"base": {"epochs": 1, "limit": 1500}, "grid": {"lr": [0.0003, 0.003], "model": ["lenet", "mlp"]}, "jobs": 2})");
   const std::string cmd = "sweep " + (dir / "sweep.json").string() + " --out " + (dir / "s").string();
   auto r = run_convkit(cmd);
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
@@ -405,7 +416,8 @@ TEST(Cli, SweepWritesASortedLeaderboardAndResumes) {
   }
   ASSERT_EQ(accs.size(), 4u);
   EXPECT_TRUE(std::is_sorted(accs.rbegin(), accs.rend())) << "leaderboard must be best first";
-  for (const char* f : {"leaderboard.md", "leaderboard.html", "chosen.json"}) EXPECT_TRUE(std::filesystem::exists(dir / "s" / f));
+  for (const char* f : {"leaderboard.md", "leaderboard.html", "chosen.json"})
+    EXPECT_TRUE(std::filesystem::exists(dir / "s" / f));
   // Trials never see the test set; only the chosen one is evaluated on it.
   EXPECT_FALSE(read_json(dir / "s" / "trial-001" / "metrics.json").contains("test_acc"));
   EXPECT_TRUE(read_json(dir / "s" / "chosen.json").contains("test_acc"));

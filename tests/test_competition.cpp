@@ -60,7 +60,8 @@ TEST(Optimisers, EachOptimiserAndScheduleLowersTheLoss) {
   torch::manual_seed(0);
   const auto y = torch::randint(0, 10, {64});
   auto x = torch::randn({64, 1, 28, 28}) * 0.3;
-  for (int64_t i = 0; i < 64; ++i) x.index_put_({i, 0, 3 + 2 * y[i].item<int64_t>(), torch::indexing::Slice(4, 24)}, 2.0);
+  for (int64_t i = 0; i < 64; ++i)
+    x.index_put_({i, 0, 3 + 2 * y[i].item<int64_t>(), torch::indexing::Slice(4, 24)}, 2.0);
   for (const std::string optimizer : {"adam", "adamw", "sgd", "rmsprop"}) {
     for (const std::string schedule : {"none", "step", "cosine", "onecycle"}) {
       run::TrainOptions o;
@@ -164,12 +165,14 @@ TEST(Augmentation, KeepsShapesIsSeededAndStaysInRange) {
 
 TEST(Sweep, TrialsFromGridAndRandomSpaces) {
   const auto grid = run::sweep_trials(
-      nlohmann::json::parse(R"({"base": {"epochs": 2}, "grid": {"lr": [0.1, 0.01], "model": ["lenet", "mlp", "lenet-bn"]}})"),
+      nlohmann::json::parse(
+          R"({"base": {"epochs": 2}, "grid": {"lr": [0.1, 0.01], "model": ["lenet", "mlp", "lenet-bn"]}})"),
       "s.json");
   ASSERT_EQ(grid.size(), 6u);
   for (const auto& t : grid) EXPECT_EQ(t["epochs"], 2);
   const auto random = run::sweep_trials(
-      nlohmann::json::parse(R"({"random": {"trials": 20, "seed": 3, "space": {"lr": {"log_uniform": [1e-4, 1e-2]}, "batch_size": [32, 64]}}})"),
+      nlohmann::json::parse(
+          R"({"random": {"trials": 20, "seed": 3, "space": {"lr": {"log_uniform": [1e-4, 1e-2]}, "batch_size": [32, 64]}}})"),
       "s.json");
   ASSERT_EQ(random.size(), 20u);
   for (const auto& t : random) {
@@ -186,7 +189,8 @@ TEST(Sweep, TrialsFromGridAndRandomSpaces) {
     return std::string("no error");
   };
   EXPECT_NE(error_of(R"({"grid": {"lr": [0.1]}, "random": {}})").find("exactly one"), std::string::npos);
-  EXPECT_NE(error_of(R"({"grid": {"learning_rate": [0.1]}})").find("unknown setting 'learning_rate'"), std::string::npos);
+  EXPECT_NE(error_of(R"({"grid": {"learning_rate": [0.1]}})").find("unknown setting 'learning_rate'"),
+            std::string::npos);
   EXPECT_NE(error_of(R"({"grid": {"lr": [-1]}})").find("--lr"), std::string::npos);
   EXPECT_NE(error_of(R"({"grid": {"model": ["vgg"]}})").find("unknown model"), std::string::npos);
   EXPECT_NE(error_of(R"({"random": {"trials": 2, "space": {"lr": {"normal": [0, 1]}}}})").find("random space for 'lr'"),

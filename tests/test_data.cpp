@@ -5,9 +5,9 @@
 
 #include "data/batches.h"
 #include "data/dataset.h"
+#include "data/idx.h"
 #include "data/normalization.h"
 #include "data/split.h"
-#include "data/idx.h"
 #include "data/transforms.h"
 #include "test_util.h"
 #include "util/error.h"
@@ -180,7 +180,8 @@ TEST(Dataset, LargeInputsOnHugePagesHoldTheSameValues) {
   const torch::Tensor whole = data::to_model_input(images, norm);
   EXPECT_EQ(reinterpret_cast<uintptr_t>(whole.data_ptr()) % (2u << 20), 0u);
   for (int64_t start : {0, 5900, 11900}) {
-    EXPECT_TRUE(whole.slice(0, start, start + 100).equal(data::to_model_input(images.slice(0, start, start + 100), norm)));
+    EXPECT_TRUE(
+        whole.slice(0, start, start + 100).equal(data::to_model_input(images.slice(0, start, start + 100), norm)));
   }
   const torch::Tensor floats = images.to(torch::kFloat);
   data::to_model_input(floats, norm);

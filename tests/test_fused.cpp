@@ -114,8 +114,9 @@ TEST(FusedConvPoolRelu, SameNumbersWhateverTheThreadCount) {
 TEST(FusedConvPoolRelu, UnsupportedOperandsAreRefused) {
   EXPECT_FALSE(models::conv_pool_relu_supported(torch::randn({1, 1, 28, 28}), torch::randn({6, 1, 9, 9})));  // k > 8
   EXPECT_FALSE(models::conv_pool_relu_supported(torch::randn({1, 2, 28, 28}), torch::randn({6, 1, 5, 5})));  // channels
-  EXPECT_FALSE(models::conv_pool_relu_supported(torch::randn({1, 1, 5, 5}), torch::randn({6, 1, 5, 5})));    // 1x1 output
-  EXPECT_FALSE(models::conv_pool_relu_supported(torch::randn({1, 1, 28, 28}, torch::kDouble), torch::randn({6, 1, 5, 5})));
+  EXPECT_FALSE(models::conv_pool_relu_supported(torch::randn({1, 1, 5, 5}), torch::randn({6, 1, 5, 5})));  // 1x1 output
+  EXPECT_FALSE(
+      models::conv_pool_relu_supported(torch::randn({1, 1, 28, 28}, torch::kDouble), torch::randn({6, 1, 5, 5})));
   EXPECT_THROW(models::conv_pool_relu(torch::randn({1, 2, 28, 28}), torch::randn({6, 1, 5, 5}), torch::randn({6})),
                c10::Error);
 }
@@ -314,8 +315,7 @@ TEST(FusedAdam, SubnormalMomentsAreFlushedAndParametersStillMatchAdam) {
 
 TEST(FusedAdam, AmsgradAndOtherDtypesTakeLibTorchsStep) {
   const torch::Tensor start = torch::randn({50});
-  for (const auto& options :
-       {torch::optim::AdamOptions(1e-2).amsgrad(true), torch::optim::AdamOptions(1e-2)}) {
+  for (const auto& options : {torch::optim::AdamOptions(1e-2).amsgrad(true), torch::optim::AdamOptions(1e-2)}) {
     const auto dtype = options.amsgrad() ? torch::kFloat : torch::kDouble;
     auto p = start.to(dtype).clone().requires_grad_(), q = start.to(dtype).clone().requires_grad_();
     train::FusedAdam fused({p}, options);

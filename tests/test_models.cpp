@@ -42,8 +42,9 @@ TEST(Models, LeNetShapesAndParameters) {
 TEST(Models, MLPShapesAndParameters) {
   auto model = models::make_model("mlp");
   EXPECT_EQ(models::count_parameters(*model), 222360);
-  EXPECT_EQ(parameter_names(*model), (std::vector<std::string>{"input_fc.weight", "input_fc.bias", "hidden_fc.weight",
-                                                               "hidden_fc.bias", "output_fc.weight", "output_fc.bias"}));
+  EXPECT_EQ(parameter_names(*model),
+            (std::vector<std::string>{"input_fc.weight", "input_fc.bias", "hidden_fc.weight", "hidden_fc.bias",
+                                      "output_fc.weight", "output_fc.bias"}));
   const auto out = model->forward(torch::randn({3, 1, 28, 28}));
   EXPECT_EQ(out.logits.sizes(), (std::vector<int64_t>{3, 10}));
   EXPECT_EQ(out.hidden.sizes(), (std::vector<int64_t>{3, 100}));

@@ -1,10 +1,10 @@
 #include <gtest/gtest.h>
-#include <torch/torch.h>
 #include <stb/stb_image.h>
+#include <torch/torch.h>
 
 #include "report/analysis.h"
-#include "report/tsne.h"
 #include "report/plots.h"
+#include "report/tsne.h"
 #include "test_util.h"
 
 using namespace convkit;
@@ -67,7 +67,8 @@ TEST(Pca, RecoversTheDirectionOfLargestVariance) {
   const auto projected = report::pca_2d(x).to(torch::kDouble);
   EXPECT_EQ(projected.sizes(), (std::vector<int64_t>{400, 2}));
   // The first coordinate is the position along `direction` (up to sign).
-  const double corr = std::abs(torch::corrcoef(torch::stack({projected.select(1, 0), t.squeeze(1)}))[0][1].item<double>());
+  const double corr =
+      std::abs(torch::corrcoef(torch::stack({projected.select(1, 0), t.squeeze(1)}))[0][1].item<double>());
   EXPECT_GT(corr, 0.999);
   EXPECT_GT(projected.select(1, 0).var().item<double>(), 50 * projected.select(1, 1).var().item<double>());
 }
@@ -89,7 +90,8 @@ TEST(Tsne, SeparatesSyntheticClusters) {
 
 TEST(Plots, EveryKindDecodesAndIsNotBlank) {
   TempDir dir;
-  report::plot_lines(dir / "lines.png", "t", "x", "y", {{"a", {1, 2, 3}, {0.5, 0.7, 0.9}}, {"b", {1, 2, 3}, {0.4, 0.6, 0.6}}});
+  report::plot_lines(dir / "lines.png", "t", "x", "y",
+                     {{"a", {1, 2, 3}, {0.5, 0.7, 0.9}}, {"b", {1, 2, 3}, {0.4, 0.6, 0.6}}});
   expect_real_png(dir / "lines.png", 800, 560);
   std::vector<report::Panel> panels;
   for (int i = 0; i < 4; ++i) {

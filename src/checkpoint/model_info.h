@@ -11,7 +11,7 @@
 namespace convkit::checkpoint {
 
 struct CheckpointInfo {
-  std::string model;          // a name make_model accepts
+  std::string model;  // a name make_model accepts
   int64_t num_classes = data::kNumClasses;
   float mean = 0.f, std = 1.f;  // normalisation the network was trained with
 };

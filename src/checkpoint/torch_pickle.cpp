@@ -32,11 +32,11 @@ ValuePtr make(Value::Kind kind) {
 
 c10::optional<torch::ScalarType> storage_dtype(const std::string& global) {
   static const std::map<std::string, torch::ScalarType> types = {
-      {"torch.FloatStorage", torch::kFloat},   {"torch.DoubleStorage", torch::kDouble},
-      {"torch.HalfStorage", torch::kHalf},     {"torch.BFloat16Storage", torch::kBFloat16},
-      {"torch.LongStorage", torch::kLong},     {"torch.IntStorage", torch::kInt},
-      {"torch.ShortStorage", torch::kShort},   {"torch.CharStorage", torch::kChar},
-      {"torch.ByteStorage", torch::kByte},     {"torch.BoolStorage", torch::kBool}};
+      {"torch.FloatStorage", torch::kFloat}, {"torch.DoubleStorage", torch::kDouble},
+      {"torch.HalfStorage", torch::kHalf},   {"torch.BFloat16Storage", torch::kBFloat16},
+      {"torch.LongStorage", torch::kLong},   {"torch.IntStorage", torch::kInt},
+      {"torch.ShortStorage", torch::kShort}, {"torch.CharStorage", torch::kChar},
+      {"torch.ByteStorage", torch::kByte},   {"torch.BoolStorage", torch::kBool}};
   auto it = types.find(global);
   if (it == types.end()) return c10::nullopt;
   return it->second;
@@ -51,42 +51,113 @@ class Unpickler {
     while (true) {
       const uint8_t op = byte();
       switch (op) {
-        case 0x80: byte(); break;                 // PROTO
-        case 0x95: bytes(8); break;               // FRAME (protocol 4)
-        case '.': return pop();                   // STOP
-        case '(': marks_.push_back(stack_.size()); break;  // MARK
-        case 'N': push(make(Value::Kind::None)); break;
-        case 0x88: push_int(1, Value::Kind::Bool); break;  // NEWTRUE
-        case 0x89: push_int(0, Value::Kind::Bool); break;  // NEWFALSE
-        case 'K': push_int(byte()); break;        // BININT1
-        case 'M': push_int(uint_le(2)); break;    // BININT2
-        case 'J': push_int(static_cast<int32_t>(uint_le(4))); break;  // BININT
-        case 0x8a: push_int(long1()); break;      // LONG1
-        case 'G': push_float(); break;            // BINFLOAT
-        case 'X': push_string(uint_le(4)); break;  // BINUNICODE
-        case 0x8c: push_string(byte()); break;    // SHORT_BINUNICODE
-        case 'T': push_string(uint_le(4)); break;  // BINSTRING
-        case 'U': push_string(byte()); break;     // SHORT_BINSTRING
-        case 'c': global(); break;
-        case ')': push(make(Value::Kind::Tuple)); break;  // EMPTY_TUPLE
-        case ']': push(make(Value::Kind::List)); break;   // EMPTY_LIST
-        case '}': push(make(Value::Kind::Dict)); break;   // EMPTY_DICT
-        case 't': tuple(pop_mark()); break;
-        case 0x85: tuple(pop_n(1)); break;        // TUPLE1
-        case 0x86: tuple(pop_n(2)); break;        // TUPLE2
-        case 0x87: tuple(pop_n(3)); break;        // TUPLE3
-        case 'q': memo_put(byte()); break;        // BINPUT
-        case 'r': memo_put(uint_le(4)); break;    // LONG_BINPUT
-        case 0x94: memo_put(memo_.size()); break;  // MEMOIZE
-        case 'h': push(memo_get(byte())); break;  // BINGET
-        case 'j': push(memo_get(uint_le(4))); break;  // LONG_BINGET
-        case 'a': append({pop()}); break;         // APPEND
-        case 'e': append(pop_mark()); break;      // APPENDS
-        case 's': setitems(pop_n(2)); break;      // SETITEM
-        case 'u': setitems(pop_mark()); break;    // SETITEMS
-        case 'R': reduce(); break;
-        case 'b': pop(); break;                   // BUILD: drops OrderedDict's _metadata state
-        case 'Q': persistent_load(); break;       // BINPERSID
+        case 0x80:
+          byte();
+          break;  // PROTO
+        case 0x95:
+          bytes(8);
+          break;  // FRAME (protocol 4)
+        case '.':
+          return pop();  // STOP
+        case '(':
+          marks_.push_back(stack_.size());
+          break;  // MARK
+        case 'N':
+          push(make(Value::Kind::None));
+          break;
+        case 0x88:
+          push_int(1, Value::Kind::Bool);
+          break;  // NEWTRUE
+        case 0x89:
+          push_int(0, Value::Kind::Bool);
+          break;  // NEWFALSE
+        case 'K':
+          push_int(byte());
+          break;  // BININT1
+        case 'M':
+          push_int(uint_le(2));
+          break;  // BININT2
+        case 'J':
+          push_int(static_cast<int32_t>(uint_le(4)));
+          break;  // BININT
+        case 0x8a:
+          push_int(long1());
+          break;  // LONG1
+        case 'G':
+          push_float();
+          break;  // BINFLOAT
+        case 'X':
+          push_string(uint_le(4));
+          break;  // BINUNICODE
+        case 0x8c:
+          push_string(byte());
+          break;  // SHORT_BINUNICODE
+        case 'T':
+          push_string(uint_le(4));
+          break;  // BINSTRING
+        case 'U':
+          push_string(byte());
+          break;  // SHORT_BINSTRING
+        case 'c':
+          global();
+          break;
+        case ')':
+          push(make(Value::Kind::Tuple));
+          break;  // EMPTY_TUPLE
+        case ']':
+          push(make(Value::Kind::List));
+          break;  // EMPTY_LIST
+        case '}':
+          push(make(Value::Kind::Dict));
+          break;  // EMPTY_DICT
+        case 't':
+          tuple(pop_mark());
+          break;
+        case 0x85:
+          tuple(pop_n(1));
+          break;  // TUPLE1
+        case 0x86:
+          tuple(pop_n(2));
+          break;  // TUPLE2
+        case 0x87:
+          tuple(pop_n(3));
+          break;  // TUPLE3
+        case 'q':
+          memo_put(byte());
+          break;  // BINPUT
+        case 'r':
+          memo_put(uint_le(4));
+          break;  // LONG_BINPUT
+        case 0x94:
+          memo_put(memo_.size());
+          break;  // MEMOIZE
+        case 'h':
+          push(memo_get(byte()));
+          break;  // BINGET
+        case 'j':
+          push(memo_get(uint_le(4)));
+          break;  // LONG_BINGET
+        case 'a':
+          append({pop()});
+          break;  // APPEND
+        case 'e':
+          append(pop_mark());
+          break;  // APPENDS
+        case 's':
+          setitems(pop_n(2));
+          break;  // SETITEM
+        case 'u':
+          setitems(pop_mark());
+          break;  // SETITEMS
+        case 'R':
+          reduce();
+          break;
+        case 'b':
+          pop();
+          break;  // BUILD: drops OrderedDict's _metadata state
+        case 'Q':
+          persistent_load();
+          break;  // BINPERSID
         default:
           fail("unsupported pickle opcode 0x" + hex(op) + " at byte " + std::to_string(pos_ - 1));
       }
@@ -263,8 +334,8 @@ class Unpickler {
   void persistent_load() {
     const ValuePtr pid = pop();
     const auto& t = pid->items;
-    if (pid->kind != Value::Kind::Tuple || t.size() < 5 || t[0]->kind != Value::Kind::String ||
-        t[0]->s != "storage" || t[1]->kind != Value::Kind::Global || t[2]->kind != Value::Kind::String) {
+    if (pid->kind != Value::Kind::Tuple || t.size() < 5 || t[0]->kind != Value::Kind::String || t[0]->s != "storage" ||
+        t[1]->kind != Value::Kind::Global || t[2]->kind != Value::Kind::String) {
       fail("unsupported persistent id");
     }
     const auto dtype = storage_dtype(t[1]->s);
@@ -314,7 +385,8 @@ std::vector<std::pair<std::string, torch::Tensor>> read_torch_state_dict(const s
   } catch (const c10::Error& e) {
     throw file_error(name, "corrupt checkpoint (" + first_line(e.what_without_backtrace()) + ")");
   }
-  if (root->kind != Value::Kind::Dict) throw file_error(name, "checkpoint does not hold a state_dict (a dict of tensors)");
+  if (root->kind != Value::Kind::Dict)
+    throw file_error(name, "checkpoint does not hold a state_dict (a dict of tensors)");
   std::vector<std::pair<std::string, torch::Tensor>> out;
   for (size_t k = 0; k + 1 < root->items.size(); k += 2) {
     const auto& key = root->items[k];

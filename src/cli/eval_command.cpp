@@ -36,8 +36,8 @@ void run_eval(const EvalOptions& o) {
   loaded.model->to(device);
   const data::Split test = data::load_split(o.data_dir, data::kTestFiles, o.limit);
   torch::manual_seed(o.seed);
-  const auto r = eval::evaluate_test_sets(*loaded.model, test, loaded.normalization(), o.rotation, o.batch_size,
-                                          device, !o.json);
+  const auto r =
+      eval::evaluate_test_sets(*loaded.model, test, loaded.normalization(), o.rotation, o.batch_size, device, !o.json);
   if (!o.json) {
     std::cout << eval::test_lines(r);
     return;

@@ -42,7 +42,8 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--resume", request->resume_dir,
                   "Continue the run in this directory from its last completed epoch, with its settings");
   cmd->add_flag("--quiet", request->flags.quiet, "No progress bars");
-  cmd->add_flag("--no-report", [request](int64_t) { request->flags.report = false; }, "Skip figures/ and report.html");
+  cmd->add_flag(
+      "--no-report", [request](int64_t) { request->flags.report = false; }, "Skip figures/ and report.html");
   cmd->callback([cmd, request] {
     for (const run::Setting& setting : run::settings())
       if (setting.flag && cmd->get_option(setting.flag)->count()) request->given.insert(setting.key);

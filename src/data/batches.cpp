@@ -9,8 +9,8 @@
 namespace convkit::data {
 
 torch::Tensor gather_rows(const torch::Tensor& source, const torch::Tensor& index) {
-  if (!source.device().is_cpu() || !source.is_contiguous() || source.dim() == 0 || index.scalar_type() != torch::kLong ||
-      !index.is_contiguous())
+  if (!source.device().is_cpu() || !source.is_contiguous() || source.dim() == 0 ||
+      index.scalar_type() != torch::kLong || !index.is_contiguous())
     return source.index_select(0, index);
   std::vector<int64_t> sizes = source.sizes().vec();
   sizes[0] = index.numel();
@@ -47,7 +47,8 @@ torch::Tensor empty_floats(at::IntArrayRef sizes) {
 #ifdef MADV_HUGEPAGE
   madvise(memory, rounded, MADV_HUGEPAGE);
 #endif
-  return torch::from_blob(memory, sizes, [](void* p) { std::free(p); }, torch::kFloat);
+  return torch::from_blob(
+      memory, sizes, [](void* p) { std::free(p); }, torch::kFloat);
 }
 
 }  // namespace convkit::data

@@ -36,7 +36,8 @@ Split load_split(const std::filesystem::path& dir, IdxStems stems, int64_t limit
   split.images = torch::from_blob(images.bytes.data(), {images.dims[0], kImageSize, kImageSize}, torch::kUInt8)
                      .slice(0, 0, n)
                      .clone();
-  split.labels = torch::from_blob(labels.bytes.data(), {labels.dims[0]}, torch::kUInt8).slice(0, 0, n).to(torch::kInt64);
+  split.labels =
+      torch::from_blob(labels.bytes.data(), {labels.dims[0]}, torch::kUInt8).slice(0, 0, n).to(torch::kInt64);
   return split;
 }
 

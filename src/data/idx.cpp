@@ -61,8 +61,7 @@ IdxArray read_idx(const std::filesystem::path& file, uint32_t expected_magic) {
 
   const uint32_t magic = read_be32(buf.data());
   if (magic != expected_magic) {
-    throw file_error(name, "wrong IDX magic " + std::to_string(magic) + ", expected " +
-                               std::to_string(expected_magic) +
+    throw file_error(name, "wrong IDX magic " + std::to_string(magic) + ", expected " + std::to_string(expected_magic) +
                                (expected_magic == kIdxImagesMagic ? " (images)" : " (labels)"));
   }
   const size_t ndims = magic & 0xff;
@@ -80,8 +79,8 @@ IdxArray read_idx(const std::filesystem::path& file, uint32_t expected_magic) {
   }
   const uint64_t present = buf.size() - header;
   if (present < expected_bytes) {
-    throw file_error(name, "truncated: header declares " + std::to_string(expected_bytes) +
-                               " data bytes but only " + std::to_string(present) + " are present");
+    throw file_error(name, "truncated: header declares " + std::to_string(expected_bytes) + " data bytes but only " +
+                               std::to_string(present) + " are present");
   }
   if (present > expected_bytes) {
     throw file_error(name, std::to_string(present - expected_bytes) + " trailing bytes after the declared data");

@@ -1,8 +1,8 @@
 #include "data/image.h"
 
 #include <stb/stb_image.h>
-#include <torch/torch.h>
 #include <stb/stb_image_write.h>
+#include <torch/torch.h>
 
 #include "data/dataset.h"
 #include "util/error.h"
@@ -54,8 +54,9 @@ bool has_light_background(const GreyImage& image) {
 
 torch::Tensor to_mnist_pixels(const GreyImage& image, Invert invert) {
   const bool flip = invert == Invert::Yes || (invert == Invert::Auto && has_light_background(image));
-  torch::Tensor x = torch::from_blob(const_cast<uint8_t*>(image.pixels.data()), {image.height, image.width}, torch::kUInt8)
-                        .to(torch::kFloat);
+  torch::Tensor x =
+      torch::from_blob(const_cast<uint8_t*>(image.pixels.data()), {image.height, image.width}, torch::kUInt8)
+          .to(torch::kFloat);
   if (flip) x = 255 - x;
   // Pad the short side so the object keeps its proportions; after inversion the background is dark.
   const int64_t side = std::max(image.width, image.height);

@@ -19,13 +19,12 @@ torch::Tensor resample(const torch::Tensor& x, const torch::Tensor& radians, con
   const double h = static_cast<double>(x.size(2)), w = static_cast<double>(x.size(3));
   const torch::Tensor c = radians.cos(), s = radians.sin();
   const torch::Tensor theta =
-      torch::stack({torch::stack({c, -s * (h / w), tx}, 1), torch::stack({s * (w / h), c, ty}, 1)},
-                   1)
+      torch::stack({torch::stack({c, -s * (h / w), tx}, 1), torch::stack({s * (w / h), c, ty}, 1)}, 1)
           .to(x.dtype())
           .to(x.device());
   const torch::Tensor grid = F::affine_grid(theta, x.sizes().vec(), false);
-  return F::grid_sample(x, grid,
-                        F::GridSampleFuncOptions().mode(torch::kNearest).padding_mode(torch::kZeros).align_corners(false));
+  return F::grid_sample(
+      x, grid, F::GridSampleFuncOptions().mode(torch::kNearest).padding_mode(torch::kZeros).align_corners(false));
 }
 
 }  // namespace
@@ -52,8 +51,8 @@ torch::Tensor augment(const torch::Tensor& inputs, const Augmentation& aug, floa
     const torch::Tensor radians =
         aug.rotate_degrees > 0 ? torch::empty({n}, dbl).uniform_(-aug.rotate_degrees, aug.rotate_degrees) * (M_PI / 180)
                                : torch::zeros({n}, dbl);
-    const torch::Tensor shift = aug.translate > 0 ? torch::randint(-aug.translate, aug.translate + 1, {n, 2}, dbl)
-                                                  : torch::zeros({n, 2}, dbl);
+    const torch::Tensor shift =
+        aug.translate > 0 ? torch::randint(-aug.translate, aug.translate + 1, {n, 2}, dbl) : torch::zeros({n, 2}, dbl);
     const double h = static_cast<double>(x.size(2)), w = static_cast<double>(x.size(3));
     // Output pixel -> input pixel: undo the shift, then the rotation. grid_sample pads with 0:
     // shift the values so that 0 is the background, then back.

@@ -11,7 +11,7 @@
 namespace convkit::eval {
 
 struct LoadedModel {
-  models::Classifier model;          // in eval mode
+  models::Classifier model;         // in eval mode
   checkpoint::CheckpointInfo info;  // architecture and normalisation
   data::Normalization normalization() const { return {info.mean, info.std}; }
 };

@@ -16,13 +16,15 @@ TestResults evaluate_test_sets(models::ClassifierImpl& model, const data::Split&
   train::draw_loader_base_seed();
   const torch::Tensor angles = data::draw_rotation_angles(test.images.size(0), rotation);
   const torch::Tensor rotated = data::rotate(test.images.unsqueeze(1).to(torch::kFloat), angles);
-  r.rotated_test = train::evaluate(model, data::to_model_input(rotated, norm), test.labels, batch_size, device, progress);
+  r.rotated_test =
+      train::evaluate(model, data::to_model_input(rotated, norm), test.labels, batch_size, device, progress);
   return r;
 }
 
 std::string test_lines(const TestResults& r) {
   return strprintf("Test Loss: %.3f | Test Acc: %.2f%%\n", r.test.loss, r.test.acc * 100) +
-         strprintf("Rotated Test Loss: %.3f | Rotated Test Acc: %.2f%%\n", r.rotated_test.loss, r.rotated_test.acc * 100);
+         strprintf("Rotated Test Loss: %.3f | Rotated Test Acc: %.2f%%\n", r.rotated_test.loss,
+                   r.rotated_test.acc * 100);
 }
 
 }  // namespace convkit::eval

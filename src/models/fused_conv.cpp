@@ -38,8 +38,13 @@ struct Geometry {
 
 Geometry geometry_of(const Tensor& input, const Tensor& weight) {
   const int64_t kernel = weight.size(2);
-  return {input.size(1), input.size(2),  input.size(3), weight.size(0), kernel,
-          (input.size(2) - kernel + 1) / 2, (input.size(3) - kernel + 1) / 2};
+  return {input.size(1),
+          input.size(2),
+          input.size(3),
+          weight.size(0),
+          kernel,
+          (input.size(2) - kernel + 1) / 2,
+          (input.size(3) - kernel + 1) / 2};
 }
 
 // Eight floats: one AVX2 register (the baseline clone splits it in two SSE halves).
@@ -106,7 +111,8 @@ CONVKIT_INLINE void forward_rows_vectorised(const float* in, const float* weight
     for (int v = 0; v < kVectors; ++v) {
       Vec best = top[j][v];
       IntVec at = {};
-      const Vec candidates[3] = {__builtin_shuffle(top[j][v], swap), bottom[j][v], __builtin_shuffle(bottom[j][v], swap)};
+      const Vec candidates[3] = {__builtin_shuffle(top[j][v], swap), bottom[j][v],
+                                 __builtin_shuffle(bottom[j][v], swap)};
       for (int i = 0; i < 3; ++i) {
         const IntVec take = (candidates[i] > best) | (candidates[i] != candidates[i]);
         best = take ? candidates[i] : best;
@@ -171,11 +177,16 @@ CONVKIT_CLONES void forward_images(const float* in, const float* weight, const f
     const float* x = in + n * g.input_size();
     float* y = out + n * g.output_size();
     uint8_t* w = winners + n * g.output_size();
-    if (row == 8) forward_image<1>(x, weight, bias, g, y, w);  // LeNet's conv2
-    else if (row == 16) forward_image<2>(x, weight, bias, g, y, w);
-    else if (row == 24) forward_image<3>(x, weight, bias, g, y, w);  // LeNet's conv1
-    else if (row == 32) forward_image<4>(x, weight, bias, g, y, w);
-    else forward_image<0>(x, weight, bias, g, y, w);
+    if (row == 8)
+      forward_image<1>(x, weight, bias, g, y, w);  // LeNet's conv2
+    else if (row == 16)
+      forward_image<2>(x, weight, bias, g, y, w);
+    else if (row == 24)
+      forward_image<3>(x, weight, bias, g, y, w);  // LeNet's conv1
+    else if (row == 32)
+      forward_image<4>(x, weight, bias, g, y, w);
+    else
+      forward_image<0>(x, weight, bias, g, y, w);
   }
 }
 
@@ -286,8 +297,8 @@ class ConvPoolRelu : public torch::autograd::Function<ConvPoolRelu> {
     at::parallel_for(0, groups, 1, [&](int64_t begin, int64_t end) {
       for (int64_t group = begin; group < end; ++group) {
         float* sums = part + group * width;
-        backward_images(x, w8, go, win, g, group * kImagesPerPartial, std::min(n, (group + 1) * kImagesPerPartial), sums,
-                        sums + rows * kLanes, gi, scr + group * scratch_size);
+        backward_images(x, w8, go, win, g, group * kImagesPerPartial, std::min(n, (group + 1) * kImagesPerPartial),
+                        sums, sums + rows * kLanes, gi, scr + group * scratch_size);
       }
     });
     // The groups in order, into the unpadded weight layout and the bias.
@@ -304,7 +315,6 @@ class ConvPoolRelu : public torch::autograd::Function<ConvPoolRelu> {
     return {grad_input, grad_weight, grad_bias};
   }
 };
-
 
 bool shape_fits(int64_t height, int64_t width, int64_t kernel) {
   return kernel >= 1 && kernel <= kLanes && height - kernel + 1 >= 2 && width - kernel + 1 >= 2 &&

@@ -142,8 +142,8 @@ class Linear : public torch::autograd::Function<Linear> {
 }  // namespace
 
 Tensor linear(const Tensor& input, const Tensor& weight, const Tensor& bias, bool relu) {
-  const bool needs_graph = torch::GradMode::is_enabled() &&
-                           (input.requires_grad() || weight.requires_grad() || (bias.defined() && bias.requires_grad()));
+  const bool needs_graph = torch::GradMode::is_enabled() && (input.requires_grad() || weight.requires_grad() ||
+                                                             (bias.defined() && bias.requires_grad()));
   // A custom autograd function cannot take an undefined tensor: without a bias, LibTorch's ops.
   if (needs_graph && !bias.defined()) {
     const Tensor out = torch::nn::functional::linear(input, weight);

@@ -61,7 +61,8 @@ std::vector<LayerSpec> parse_spec(const std::string& spec) {
       l.stride = m[3].matched ? std::stoll(m[3]) : 1;
       l.padding = m[4].matched ? std::stoll(m[4]) : 0;
       l.batch_norm = m[5].matched;
-      if (l.out < 1 || l.out > 4096 || l.kernel < 1 || l.stride < 1) bad(spec, token, "channels, kernel and stride must be positive");
+      if (l.out < 1 || l.out > 4096 || l.kernel < 1 || l.stride < 1)
+        bad(spec, token, "channels, kernel and stride must be positive");
       size = (size + 2 * l.padding - l.kernel) / l.stride + 1;
       if (size < 1) bad(spec, token, "the image is smaller than the kernel here");
       channels = l.out;
@@ -69,7 +70,8 @@ std::vector<LayerSpec> parse_spec(const std::string& spec) {
       if (flat) bad(spec, token, "pooling after a dense layer");
       l.kind = m[1] == "mp" ? LayerSpec::Kind::MaxPool : LayerSpec::Kind::AvgPool;
       l.kernel = std::stoll(m[2]);
-      if (l.kernel < 1 || size / l.kernel < 1) bad(spec, token, "pool larger than the " + std::to_string(size) + "x" + std::to_string(size) + " feature map");
+      if (l.kernel < 1 || size / l.kernel < 1)
+        bad(spec, token, "pool larger than the " + std::to_string(size) + "x" + std::to_string(size) + " feature map");
       size /= l.kernel;
     } else if (std::regex_match(token, m, dropout)) {
       l.kind = LayerSpec::Kind::Dropout;
@@ -84,7 +86,8 @@ std::vector<LayerSpec> parse_spec(const std::string& spec) {
       l.kind = LayerSpec::Kind::Activation;
       l.activation = token;
     } else {
-      bad(spec, token, "unknown token (expected c<out>k<size>[s][p][bn], mp<n>, ap<n>, dr<p>, fc<n>[bn] or an activation)");
+      bad(spec, token,
+          "unknown token (expected c<out>k<size>[s][p][bn], mp<n>, ap<n>, dr<p>, fc<n>[bn] or an activation)");
     }
     layers.push_back(l);
   }
@@ -107,16 +110,17 @@ SpecNetImpl::SpecNetImpl(const std::string& spec, int64_t num_classes) {
     Step step{l, false, false, {}, {}};
     switch (l.kind) {
       case LayerSpec::Kind::Conv: {
-        const bool next_is_mp2 = i + 1 < layers.size() && layers[i + 1].kind == LayerSpec::Kind::MaxPool &&
-                                 layers[i + 1].kernel == 2;
+        const bool next_is_mp2 =
+            i + 1 < layers.size() && layers[i + 1].kind == LayerSpec::Kind::MaxPool && layers[i + 1].kernel == 2;
         const std::string name = "conv" + std::to_string(++n_conv);
-        auto conv = register_module(name, torch::nn::Conv2d(torch::nn::Conv2dOptions(channels, l.out, l.kernel)
-                                                                 .stride(l.stride)
-                                                                 .padding(l.padding)));
+        auto conv = register_module(
+            name,
+            torch::nn::Conv2d(torch::nn::Conv2dOptions(channels, l.out, l.kernel).stride(l.stride).padding(l.padding)));
         step.pools_in_conv =
             next_is_mp2 && !l.batch_norm && activation == "relu" && conv_pool_relu_fits(conv->options, size, size);
         step.module = torch::nn::AnyModule(conv);
-        if (l.batch_norm) step.norm = torch::nn::AnyModule(register_module("bn_" + name, torch::nn::BatchNorm2d(l.out)));
+        if (l.batch_norm)
+          step.norm = torch::nn::AnyModule(register_module("bn_" + name, torch::nn::BatchNorm2d(l.out)));
         channels = l.out;
         size = (size + 2 * l.padding - l.kernel) / l.stride + 1;
         break;
@@ -126,13 +130,15 @@ SpecNetImpl::SpecNetImpl(const std::string& spec, int64_t num_classes) {
         size /= l.kernel;
         break;
       case LayerSpec::Kind::Dropout:
-        step.module = torch::nn::AnyModule(register_module("dropout" + std::to_string(++n_drop), torch::nn::Dropout(l.p)));
+        step.module =
+            torch::nn::AnyModule(register_module("dropout" + std::to_string(++n_drop), torch::nn::Dropout(l.p)));
         break;
       case LayerSpec::Kind::Dense: {
         if (!flat) features = channels * size * size, flat = true;
         const std::string name = "fc_" + std::to_string(++n_fc);
         step.module = torch::nn::AnyModule(register_module(name, torch::nn::Linear(features, l.out)));
-        if (l.batch_norm) step.norm = torch::nn::AnyModule(register_module("bn_" + name, torch::nn::BatchNorm1d(l.out)));
+        if (l.batch_norm)
+          step.norm = torch::nn::AnyModule(register_module("bn_" + name, torch::nn::BatchNorm1d(l.out)));
         features = l.out;
         break;
       }

@@ -21,8 +21,7 @@ struct ClassificationReport {
   ClassScores macro, weighted;
   double accuracy = 0;
 };
-ClassificationReport classification_report(const torch::Tensor& truth, const torch::Tensor& predicted,
-                                           int64_t classes);
+ClassificationReport classification_report(const torch::Tensor& truth, const torch::Tensor& predicted, int64_t classes);
 
 // Projection of the rows of `x` [N, D] onto their first two principal components.
 torch::Tensor pca_2d(const torch::Tensor& x);

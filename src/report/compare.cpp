@@ -21,7 +21,8 @@ void compare_runs(const std::vector<std::filesystem::path>& runs, const std::fil
   for (const auto& run : runs) {
     const auto metrics = read_json_file(run / "metrics.json");
     if (!metrics.contains("rotation_curve")) {
-      throw file_error((run / "metrics.json").string(), "has no rotation_curve; run `convkit report " + run.string() + "` first");
+      throw file_error((run / "metrics.json").string(),
+                       "has no rotation_curve; run `convkit report " + run.string() + "` first");
     }
     Series s{run.filename().string() + " (" + metrics.value("model", std::string("?")) + ")"};
     for (const auto& point : metrics["rotation_curve"]) {
@@ -29,13 +30,14 @@ void compare_runs(const std::vector<std::filesystem::path>& runs, const std::fil
       s.y.push_back(point.at("accuracy").get<double>());
     }
     rows << strprintf("<tr><td>%s</td><td>%s</td><td>%.2f%%</td><td>%.2f%%</td>", html_escape(run.string()).c_str(),
-                      html_escape(metrics.value("model", std::string("?"))).c_str(), 100 * metrics.value("test_acc", 0.0),
-                      100 * metrics.value("rotated_test_acc", 0.0));
+                      html_escape(metrics.value("model", std::string("?"))).c_str(),
+                      100 * metrics.value("test_acc", 0.0), 100 * metrics.value("rotated_test_acc", 0.0));
     for (double acc : s.y) rows << strprintf("<td>%.1f</td>", 100 * acc);
     rows << "</tr>";
     series.push_back(std::move(s));
   }
-  plot_lines(out_dir / "rotation.png", "Test accuracy against rotation angle", "Rotation (degrees)", "Accuracy", series);
+  plot_lines(out_dir / "rotation.png", "Test accuracy against rotation angle", "Rotation (degrees)", "Accuracy",
+             series);
   std::ostringstream h;
   h << html_page_start("convkit comparison")
     << "<h1>Comparison under rotation</h1><table><tr><th>run</th><th>model</th><th>test acc</th>"

@@ -61,10 +61,9 @@ void write_mistakes(const std::filesystem::path& dir, const data::Split& test, c
   std::vector<Panel> panels;
   for (int64_t k = 0; k < std::min<int64_t>(kGalleryImages, order.size(0)); ++k) {
     const int64_t i = wrong[order[k].item<int64_t>()].item<int64_t>();
-    panels.push_back(panel_from(test.images[i], strprintf("true: %s\npred: %s %.2f",
-                                                          data::kClassNames[test.labels[i].item<int64_t>()],
-                                                          data::kClassNames[p.predicted[i].item<int64_t>()],
-                                                          confidence[i].item<float>())));
+    panels.push_back(panel_from(
+        test.images[i], strprintf("true: %s\npred: %s %.2f", data::kClassNames[test.labels[i].item<int64_t>()],
+                                  data::kClassNames[p.predicted[i].item<int64_t>()], confidence[i].item<float>())));
   }
   plot_image_grid(dir / "mistakes.png", "The 25 most confidently wrong test images", panels, 5, 5, ColourMap::Bone,
                   1000);
@@ -138,8 +137,8 @@ std::vector<std::string> write_figures(const std::filesystem::path& run_dir, con
   write_map(dir / "pca.png", "PCA", analysis.pca, mnist.test);
   if (analysis.tsne.defined()) write_map(dir / "tsne.png", "t-SNE", analysis.tsne, mnist.test);
   std::vector<std::string> figures;
-  for (const std::string name : {"samples", "accuracy", "loss", "confusion", "mistakes", "filters", "pca", "tsne",
-                                 "rotation"}) {
+  for (const std::string name :
+       {"samples", "accuracy", "loss", "confusion", "mistakes", "filters", "pca", "tsne", "rotation"}) {
     if (std::filesystem::exists(dir / (name + ".png")) && (has_filters || name != "filters")) {
       figures.push_back("figures/" + name + ".png");
     }

@@ -12,7 +12,7 @@ namespace convkit::report {
 namespace {
 
 // matplotlib's tab10, so the figures look like the tutorial's.
-constexpr int kPalette[10][3] = {{31, 119, 180}, {255, 127, 14}, {44, 160, 44},  {214, 39, 40},  {148, 103, 189},
+constexpr int kPalette[10][3] = {{31, 119, 180}, {255, 127, 14},  {44, 160, 44},   {214, 39, 40},  {148, 103, 189},
                                  {140, 86, 75},  {227, 119, 194}, {127, 127, 127}, {188, 189, 34}, {23, 190, 207}};
 constexpr int kFirstSeriesColour = 2;  // cmap0: 0 background, 1 axes and text
 
@@ -87,7 +87,8 @@ void draw_cells(const std::vector<float>& values, int rows, int cols, double lo,
 std::vector<std::string> caption_lines(const std::string& caption) {
   std::vector<std::string> lines;
   size_t start = 0;
-  for (size_t nl; (nl = caption.find('\n', start)) != std::string::npos; start = nl + 1) lines.push_back(caption.substr(start, nl - start));
+  for (size_t nl; (nl = caption.find('\n', start)) != std::string::npos; start = nl + 1)
+    lines.push_back(caption.substr(start, nl - start));
   lines.push_back(caption.substr(start));
   return lines;
 }
@@ -133,11 +134,11 @@ void plot_lines(const std::filesystem::path& file, const std::string& title, con
   std::vector<PLINT> zeros(series.size(), 0), text_colours(series.size(), 1);
   std::vector<PLFLT> zero_f(series.size(), 0);
   std::vector<const char*> no_symbols(series.size(), "");
-  pllegend(&legend_w, &legend_h, PL_LEGEND_BACKGROUND | PL_LEGEND_BOUNDING_BOX, PL_POSITION_INSIDE | PL_POSITION_RIGHT | PL_POSITION_BOTTOM,
-           0.02, 0.02, 0.1, 0, 1, 1, 0, 0, static_cast<PLINT>(series.size()), opts.data(), 1.0, 1.0, 2.0, 1.0,
-           text_colours.data(), texts.data(), zeros.data(), zeros.data(), zero_f.data(), zero_f.data(),
-           line_colours.data(), styles.data(), widths.data(), zeros.data(), zero_f.data(), zeros.data(),
-           no_symbols.data());
+  pllegend(&legend_w, &legend_h, PL_LEGEND_BACKGROUND | PL_LEGEND_BOUNDING_BOX,
+           PL_POSITION_INSIDE | PL_POSITION_RIGHT | PL_POSITION_BOTTOM, 0.02, 0.02, 0.1, 0, 1, 1, 0, 0,
+           static_cast<PLINT>(series.size()), opts.data(), 1.0, 1.0, 2.0, 1.0, text_colours.data(), texts.data(),
+           zeros.data(), zeros.data(), zero_f.data(), zero_f.data(), line_colours.data(), styles.data(), widths.data(),
+           zeros.data(), zero_f.data(), zeros.data(), no_symbols.data());
   fig.close();
 }
 

@@ -21,7 +21,7 @@ enum class ColourMap { Bone, Diverging };
 struct Panel {
   std::vector<float> pixels;  // row-major, row 0 at the top
   int height = 0, width = 0;
-  std::string caption;        // may be empty
+  std::string caption;  // may be empty
 };
 
 // A grid of images without axes, each scaled to its own range (Diverging: symmetric about 0).

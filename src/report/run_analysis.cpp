@@ -22,8 +22,7 @@ RunAnalysis analyse_run(models::ClassifierImpl& model, const data::Split& test, 
   a.classes = classification_report(test.labels, a.predictions.predicted, data::kNumClasses);
   const data::Split rotation_subset = data::first(test, eval::kRotationImages);
   a.rotation_images = rotation_subset.images.size(0);
-  a.rotation_curve =
-      eval::accuracy_vs_rotation(model, rotation_subset, norm, eval::rotation_curve_angles(), device);
+  a.rotation_curve = eval::accuracy_vs_rotation(model, rotation_subset, norm, eval::rotation_curve_angles(), device);
   const torch::Tensor& hidden = a.predictions.hidden;
   a.pca = pca_2d(hidden.slice(0, 0, kPcaImages));
   const int64_t n_tsne = std::min<int64_t>(kTsneImages, hidden.size(0));
@@ -42,7 +41,8 @@ nlohmann::json analysis_metrics(const RunAnalysis& a) {
   for (int64_t t = 0; t < data::kNumClasses; ++t)
     for (int64_t q = 0; q < data::kNumClasses; ++q) confusion[t].push_back(cr.confusion[t][q].item<int64_t>());
   nlohmann::json curve = nlohmann::json::array();
-  for (const auto& point : a.rotation_curve) curve.push_back({{"degrees", point.degrees}, {"accuracy", point.accuracy}});
+  for (const auto& point : a.rotation_curve)
+    curve.push_back({{"degrees", point.degrees}, {"accuracy", point.accuracy}});
   return {{"confusion_matrix", confusion},
           {"per_class", per_class},
           {"rotation_curve", curve},

@@ -16,8 +16,8 @@
 
 namespace convkit::report {
 
-inline constexpr int64_t kPcaImages = 5000;   // first N test images in pca.png
-inline constexpr int64_t kTsneImages = 1000;  // first N test images in tsne.png
+inline constexpr int64_t kPcaImages = 5000;     // first N test images in pca.png
+inline constexpr int64_t kTsneImages = 1000;    // first N test images in tsne.png
 inline constexpr int64_t kMinTsneImages = 100;  // fewer give no t-SNE figure
 
 struct RunAnalysis {

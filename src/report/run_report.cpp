@@ -15,8 +15,8 @@ namespace {
 
 std::string summary_cards(const nlohmann::json& metrics) {
   return "<div class=\"cards\">" +
-         strprintf("<div class=\"card\">Test accuracy<b>%.2f%%</b>loss %.3f</div>", 100 * metrics.value("test_acc", 0.0),
-                   metrics.value("test_loss", 0.0)) +
+         strprintf("<div class=\"card\">Test accuracy<b>%.2f%%</b>loss %.3f</div>",
+                   100 * metrics.value("test_acc", 0.0), metrics.value("test_loss", 0.0)) +
          strprintf("<div class=\"card\">Rotated test accuracy (&plusmn;%g&deg;)<b>%.2f%%</b>loss %.3f</div>",
                    metrics.value("rotation_degrees", 0.0), 100 * metrics.value("rotated_test_acc", 0.0),
                    metrics.value("rotated_test_loss", 0.0)) +
@@ -77,15 +77,20 @@ std::string figure_grid(const std::filesystem::path& run_dir) {
     const char* file;
     const char* heading;
   };
-  const Figure figures[] = {{"accuracy", "Accuracy"},           {"loss", "Loss"},
-                            {"samples", "Training samples"},    {"confusion", "Confusion matrix"},
-                            {"mistakes", "Confident mistakes"}, {"filters", "Learned filters"},
-                            {"pca", "PCA"},                     {"tsne", "t-SNE"},
+  const Figure figures[] = {{"accuracy", "Accuracy"},
+                            {"loss", "Loss"},
+                            {"samples", "Training samples"},
+                            {"confusion", "Confusion matrix"},
+                            {"mistakes", "Confident mistakes"},
+                            {"filters", "Learned filters"},
+                            {"pca", "PCA"},
+                            {"tsne", "t-SNE"},
                             {"rotation", "Accuracy under rotation"}};
   std::string h = "<h2>Figures</h2><div class=\"grid\">";
   for (const auto& f : figures) {
     const auto png = run_dir / "figures" / (std::string(f.file) + ".png");
-    if (std::filesystem::exists(png)) h += std::string("<div><h3>") + f.heading + "</h3>" + embedded_png(png, f.heading) + "</div>";
+    if (std::filesystem::exists(png))
+      h += std::string("<div><h3>") + f.heading + "</h3>" + embedded_png(png, f.heading) + "</div>";
   }
   return h + "</div>";
 }
@@ -107,8 +112,8 @@ nlohmann::json write_run_report(const std::filesystem::path& run_dir, models::Cl
                                 const std::vector<train::EpochRecord>& history, nlohmann::json metrics) {
   const RunAnalysis analysis = analyse_run(model, mnist.test, norm, device);
   metrics.update(analysis_metrics(analysis));
-  metrics["figures"] = write_figures(run_dir, analysis, model, mnist, norm, history,
-                                     metrics.value("model", std::string("model")));
+  metrics["figures"] =
+      write_figures(run_dir, analysis, model, mnist, norm, history, metrics.value("model", std::string("model")));
   write_html_report(run_dir, metrics, history);
   return metrics;
 }

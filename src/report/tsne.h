@@ -6,11 +6,11 @@
 namespace convkit::report {
 
 struct TsneOptions {
-  double perplexity = 30;        // scikit-learn's default
-  int iterations = 1000;         // scikit-learn's default n_iter
+  double perplexity = 30;  // scikit-learn's default
+  int iterations = 1000;   // scikit-learn's default n_iter
   double early_exaggeration = 12;
   int exaggeration_iterations = 250;
-  double theta = 0.5;            // Barnes-Hut accuracy
+  double theta = 0.5;  // Barnes-Hut accuracy
 };
 
 // Barnes-Hut t-SNE to 2-D (van der Maaten 2014, as scikit-learn's default method), PCA

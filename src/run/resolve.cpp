@@ -44,9 +44,9 @@ TrainOptions from_resumed_run(const TrainRequest& r) {
 }  // namespace
 
 TrainOptions resolve_train_options(const TrainRequest& r) {
-  TrainOptions options = !r.resume_dir.empty()                           ? from_resumed_run(r)
+  TrainOptions options = !r.resume_dir.empty()                         ? from_resumed_run(r)
                          : !r.preset.empty() || !r.config_file.empty() ? from_preset_and_config(r)
-                                                                         : r.flags;
+                                                                       : r.flags;
   if (r.resume_dir.empty()) options.out_dir = r.out_dir;
   options.quiet = r.flags.quiet;
   options.report = r.flags.report;

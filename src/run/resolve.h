@@ -11,7 +11,7 @@ namespace convkit::run {
 
 // What the command line asked for.
 struct TrainRequest {
-  TrainOptions flags;          // the defaults, overwritten by each flag given
+  TrainOptions flags;           // the defaults, overwritten by each flag given
   std::set<std::string> given;  // keys (settings.h) of the settings whose flag was given
   std::string out_dir;          // --out (not a setting: a run directory is where run.json lives)
   std::string preset, config_file, resume_dir;

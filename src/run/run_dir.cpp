@@ -11,8 +11,8 @@ std::vector<train::EpochRecord> read_history(const RunDir& run, int64_t epochs) 
   const std::string source = run.history().string();
   std::vector<train::EpochRecord> history = train::history_from_json(read_json_file(run.history()), source);
   if (static_cast<int64_t>(history.size()) < epochs) {
-    throw file_error(source, "has " + std::to_string(history.size()) + " epochs, resume state has " +
-                                 std::to_string(epochs));
+    throw file_error(source,
+                     "has " + std::to_string(history.size()) + " epochs, resume state has " + std::to_string(epochs));
   }
   history.resize(static_cast<size_t>(epochs));
   return history;

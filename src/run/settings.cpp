@@ -2,9 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
-#include <optional>
 #include <limits>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "models/registry.h"
 #include "run/presets.h"
@@ -26,91 +26,96 @@ std::string in_unit_interval(double v) { return v >= 0 && v < 1 ? "" : "must be 
 
 const std::vector<Setting>& all_settings() {
   static const std::vector<Setting> table = {
-    {"model", "--model", "Network: " + join(models::model_names(), "|") + ", or a spec such as c32k3p1bn-mp2-fc128-dr0.5",
-     FieldOf<std::string>([](TrainOptions& o) -> std::string& { return o.model; }),
-     [](const TrainOptions& o) {
-       models::check_model_name(o.model);  // throws the error that names the bad token
-       return std::string();
-     }},
-    {"epochs", "--epochs", "Training epochs (with --resume: the new total)",
-     FieldOf<int64_t>([](TrainOptions& o) -> int64_t& { return o.epochs; }),
-     [](const TrainOptions& o) { return std::string(o.epochs > 0 ? "" : "must be a positive integer"); }},
-    {"batch_size", "--batch-size", "Images per batch",
-     FieldOf<int64_t>([](TrainOptions& o) -> int64_t& { return o.batch_size; }),
-     [](const TrainOptions& o) { return std::string(o.batch_size > 0 ? "" : "must be a positive integer"); }},
-    {"lr", "--lr", "Learning rate (the peak, with a schedule)",
-     FieldOf<double>([](TrainOptions& o) -> double& { return o.optimizer.lr; }),
-     [](const TrainOptions& o) {
-       return std::string(std::isfinite(o.optimizer.lr) && o.optimizer.lr > 0 ? "" : "must be a positive number");
-     }},
-    {"seed", "--seed", "Seed of the global random generator",
-     FieldOf<uint64_t>([](TrainOptions& o) -> uint64_t& { return o.seed; })},
-    {"data_dir", "--data", "Directory with the IDX files (raw or .gz)",
-     FieldOf<std::string>([](TrainOptions& o) -> std::string& { return o.data_dir; })},
-    {"limit", "--limit", "Use only the first N training and test images (0: all)",
-     FieldOf<int64_t>([](TrainOptions& o) -> int64_t& { return o.limit; }),
-     [](const TrainOptions& o) {
-       return std::string(o.limit < 0 ? "must be 0 (all) or positive" : o.limit > 0 && o.limit < 10 ? "must keep at least 10 images" : "");
-     }},
-    {"rotation_degrees", "--rotation", "Max angle (degrees) of the rotated test set",
-     FieldOf<double>([](TrainOptions& o) -> double& { return o.rotation; }),
-     [](const TrainOptions& o) {
-       return std::string(o.rotation >= 0 && o.rotation <= 180 ? "" : "must be between 0 and 180 degrees");
-     }},
-    {"threads", "--threads", "Compute threads (0: all cores)",
-     FieldOf<int>([](TrainOptions& o) -> int& { return o.threads; }),
-     [](const TrainOptions& o) { return std::string(o.threads >= 0 ? "" : "must be 0 (all cores) or positive"); }},
-    {"device", "--device", "auto|cpu|cuda", FieldOf<std::string>([](TrainOptions& o) -> std::string& { return o.device; }),
-     nullptr, /*recorded=*/false},
-    {"optimizer", "--optimizer", join(train::optimizer_names(), "|"),
-     FieldOf<std::string>([](TrainOptions& o) -> std::string& { return o.optimizer.name; }),
-     [](const TrainOptions& o) { return one_of(o.optimizer.name, train::optimizer_names()); }},
-    {"momentum", "--momentum", "Momentum of sgd and rmsprop",
-     FieldOf<double>([](TrainOptions& o) -> double& { return o.optimizer.momentum; }),
-     [](const TrainOptions& o) { return in_unit_interval(o.optimizer.momentum); }},
-    {"nesterov", "--nesterov", "sgd: Nesterov momentum",
-     FieldOf<bool>([](TrainOptions& o) -> bool& { return o.optimizer.nesterov; })},
-    {"weight_decay", "--weight-decay", "Weight decay (decoupled for adamw)",
-     FieldOf<double>([](TrainOptions& o) -> double& { return o.optimizer.weight_decay; }),
-     [](const TrainOptions& o) {
-       const double w = o.optimizer.weight_decay;
-       return std::string(w >= 0 && std::isfinite(w) ? "" : "must be >= 0");
-     }},
-    {"schedule", "--schedule", "Learning-rate schedule: " + join(train::schedule_names(), "|"),
-     FieldOf<std::string>([](TrainOptions& o) -> std::string& { return o.schedule.name; }),
-     [](const TrainOptions& o) { return one_of(o.schedule.name, train::schedule_names()); }},
-    {"step_size", "--step-size", "step schedule: epochs between decays",
-     FieldOf<int64_t>([](TrainOptions& o) -> int64_t& { return o.schedule.step_size; }),
-     [](const TrainOptions& o) {
-       return std::string(o.schedule.step_size > 0 ? "" : "must be a positive number of epochs");
-     }},
-    {"gamma", "--gamma", "step schedule: decay factor",
-     FieldOf<double>([](TrainOptions& o) -> double& { return o.schedule.gamma; }),
-     [](const TrainOptions& o) { return std::string(o.schedule.gamma > 0 && o.schedule.gamma <= 1 ? "" : "must be in (0, 1]"); }},
-    {"label_smoothing", "--label-smoothing", "Label smoothing of the training loss",
-     FieldOf<double>([](TrainOptions& o) -> double& { return o.label_smoothing; }),
-     [](const TrainOptions& o) { return in_unit_interval(o.label_smoothing); }},
-    {"patience", "--patience", "Stop after this many epochs without a better validation loss (0: off)",
-     FieldOf<int64_t>([](TrainOptions& o) -> int64_t& { return o.patience; }),
-     [](const TrainOptions& o) { return std::string(o.patience >= 0 ? "" : "must be 0 (off) or positive"); }},
-    {"exact", "--exact", "LibTorch's kernels only: numbers bit-identical to the Python tutorial (slower)",
-     FieldOf<bool>([](TrainOptions& o) -> bool& { return o.exact; })},
-    {"aug_rotate", "--aug-rotate", "Augment: rotate training images by up to +-DEG",
-     FieldOf<double>([](TrainOptions& o) -> double& { return o.augmentation.rotate_degrees; }),
-     [](const TrainOptions& o) {
-       const double d = o.augmentation.rotate_degrees;
-       return std::string(d >= 0 && d <= 180 ? "" : "must be between 0 and 180 degrees");
-     }},
-    {"aug_translate", "--aug-translate", "Augment: shift training images by up to N pixels",
-     FieldOf<int64_t>([](TrainOptions& o) -> int64_t& { return o.augmentation.translate; }),
-     [](const TrainOptions& o) {
-       const int64_t t = o.augmentation.translate;
-       return std::string(t >= 0 && t <= data::kImageSize / 2 ? "" : "must be 0-14 pixels");
-     }},
-    {"aug_hflip", "--aug-hflip", "Augment: mirror half the training images",
-     FieldOf<bool>([](TrainOptions& o) -> bool& { return o.augmentation.hflip; })},
-    {"test", nullptr, "Evaluate the test sets after training",
-     FieldOf<bool>([](TrainOptions& o) -> bool& { return o.test; })},
+      {"model", "--model",
+       "Network: " + join(models::model_names(), "|") + ", or a spec such as c32k3p1bn-mp2-fc128-dr0.5",
+       FieldOf<std::string>([](TrainOptions& o) -> std::string& { return o.model; }),
+       [](const TrainOptions& o) {
+         models::check_model_name(o.model);  // throws the error that names the bad token
+         return std::string();
+       }},
+      {"epochs", "--epochs", "Training epochs (with --resume: the new total)",
+       FieldOf<int64_t>([](TrainOptions& o) -> int64_t& { return o.epochs; }),
+       [](const TrainOptions& o) { return std::string(o.epochs > 0 ? "" : "must be a positive integer"); }},
+      {"batch_size", "--batch-size", "Images per batch",
+       FieldOf<int64_t>([](TrainOptions& o) -> int64_t& { return o.batch_size; }),
+       [](const TrainOptions& o) { return std::string(o.batch_size > 0 ? "" : "must be a positive integer"); }},
+      {"lr", "--lr", "Learning rate (the peak, with a schedule)",
+       FieldOf<double>([](TrainOptions& o) -> double& { return o.optimizer.lr; }),
+       [](const TrainOptions& o) {
+         return std::string(std::isfinite(o.optimizer.lr) && o.optimizer.lr > 0 ? "" : "must be a positive number");
+       }},
+      {"seed", "--seed", "Seed of the global random generator",
+       FieldOf<uint64_t>([](TrainOptions& o) -> uint64_t& { return o.seed; })},
+      {"data_dir", "--data", "Directory with the IDX files (raw or .gz)",
+       FieldOf<std::string>([](TrainOptions& o) -> std::string& { return o.data_dir; })},
+      {"limit", "--limit", "Use only the first N training and test images (0: all)",
+       FieldOf<int64_t>([](TrainOptions& o) -> int64_t& { return o.limit; }),
+       [](const TrainOptions& o) {
+         return std::string(o.limit < 0                   ? "must be 0 (all) or positive"
+                            : o.limit > 0 && o.limit < 10 ? "must keep at least 10 images"
+                                                          : "");
+       }},
+      {"rotation_degrees", "--rotation", "Max angle (degrees) of the rotated test set",
+       FieldOf<double>([](TrainOptions& o) -> double& { return o.rotation; }),
+       [](const TrainOptions& o) {
+         return std::string(o.rotation >= 0 && o.rotation <= 180 ? "" : "must be between 0 and 180 degrees");
+       }},
+      {"threads", "--threads", "Compute threads (0: all cores)",
+       FieldOf<int>([](TrainOptions& o) -> int& { return o.threads; }),
+       [](const TrainOptions& o) { return std::string(o.threads >= 0 ? "" : "must be 0 (all cores) or positive"); }},
+      {"device", "--device", "auto|cpu|cuda",
+       FieldOf<std::string>([](TrainOptions& o) -> std::string& { return o.device; }), nullptr, /*recorded=*/false},
+      {"optimizer", "--optimizer", join(train::optimizer_names(), "|"),
+       FieldOf<std::string>([](TrainOptions& o) -> std::string& { return o.optimizer.name; }),
+       [](const TrainOptions& o) { return one_of(o.optimizer.name, train::optimizer_names()); }},
+      {"momentum", "--momentum", "Momentum of sgd and rmsprop",
+       FieldOf<double>([](TrainOptions& o) -> double& { return o.optimizer.momentum; }),
+       [](const TrainOptions& o) { return in_unit_interval(o.optimizer.momentum); }},
+      {"nesterov", "--nesterov", "sgd: Nesterov momentum",
+       FieldOf<bool>([](TrainOptions& o) -> bool& { return o.optimizer.nesterov; })},
+      {"weight_decay", "--weight-decay", "Weight decay (decoupled for adamw)",
+       FieldOf<double>([](TrainOptions& o) -> double& { return o.optimizer.weight_decay; }),
+       [](const TrainOptions& o) {
+         const double w = o.optimizer.weight_decay;
+         return std::string(w >= 0 && std::isfinite(w) ? "" : "must be >= 0");
+       }},
+      {"schedule", "--schedule", "Learning-rate schedule: " + join(train::schedule_names(), "|"),
+       FieldOf<std::string>([](TrainOptions& o) -> std::string& { return o.schedule.name; }),
+       [](const TrainOptions& o) { return one_of(o.schedule.name, train::schedule_names()); }},
+      {"step_size", "--step-size", "step schedule: epochs between decays",
+       FieldOf<int64_t>([](TrainOptions& o) -> int64_t& { return o.schedule.step_size; }),
+       [](const TrainOptions& o) {
+         return std::string(o.schedule.step_size > 0 ? "" : "must be a positive number of epochs");
+       }},
+      {"gamma", "--gamma", "step schedule: decay factor",
+       FieldOf<double>([](TrainOptions& o) -> double& { return o.schedule.gamma; }),
+       [](const TrainOptions& o) {
+         return std::string(o.schedule.gamma > 0 && o.schedule.gamma <= 1 ? "" : "must be in (0, 1]");
+       }},
+      {"label_smoothing", "--label-smoothing", "Label smoothing of the training loss",
+       FieldOf<double>([](TrainOptions& o) -> double& { return o.label_smoothing; }),
+       [](const TrainOptions& o) { return in_unit_interval(o.label_smoothing); }},
+      {"patience", "--patience", "Stop after this many epochs without a better validation loss (0: off)",
+       FieldOf<int64_t>([](TrainOptions& o) -> int64_t& { return o.patience; }),
+       [](const TrainOptions& o) { return std::string(o.patience >= 0 ? "" : "must be 0 (off) or positive"); }},
+      {"exact", "--exact", "LibTorch's kernels only: numbers bit-identical to the Python tutorial (slower)",
+       FieldOf<bool>([](TrainOptions& o) -> bool& { return o.exact; })},
+      {"aug_rotate", "--aug-rotate", "Augment: rotate training images by up to +-DEG",
+       FieldOf<double>([](TrainOptions& o) -> double& { return o.augmentation.rotate_degrees; }),
+       [](const TrainOptions& o) {
+         const double d = o.augmentation.rotate_degrees;
+         return std::string(d >= 0 && d <= 180 ? "" : "must be between 0 and 180 degrees");
+       }},
+      {"aug_translate", "--aug-translate", "Augment: shift training images by up to N pixels",
+       FieldOf<int64_t>([](TrainOptions& o) -> int64_t& { return o.augmentation.translate; }),
+       [](const TrainOptions& o) {
+         const int64_t t = o.augmentation.translate;
+         return std::string(t >= 0 && t <= data::kImageSize / 2 ? "" : "must be 0-14 pixels");
+       }},
+      {"aug_hflip", "--aug-hflip", "Augment: mirror half the training images",
+       FieldOf<bool>([](TrainOptions& o) -> bool& { return o.augmentation.hflip; })},
+      {"test", nullptr, "Evaluate the test sets after training",
+       FieldOf<bool>([](TrainOptions& o) -> bool& { return o.test; })},
   };
   return table;
 }
@@ -135,8 +140,9 @@ std::optional<T> exactly(const json& v) {
       if (u <= static_cast<uint64_t>(std::numeric_limits<T>::max())) return static_cast<T>(u);
     } else if (v.is_number_integer()) {
       const int64_t i = v.get<int64_t>();
-      if (i >= static_cast<int64_t>(std::numeric_limits<T>::min()) && (i >= 0 || std::is_signed_v<T>) &&
-          (i < 0 || static_cast<uint64_t>(i) <= static_cast<uint64_t>(std::numeric_limits<T>::max())))
+      if (i >= static_cast<int64_t>(std::numeric_limits<T>::min()) &&
+          (i >= 0 || std::is_signed_v<T>)&&(i < 0 || static_cast<uint64_t>(i) <=
+                                                         static_cast<uint64_t>(std::numeric_limits<T>::max())))
         return static_cast<T>(i);
     }
   }
@@ -148,7 +154,9 @@ void read_setting(const Setting& s, TrainOptions& o, const json& v, const std::s
       [&](auto field) {
         using T = std::decay_t<decltype(field(o))>;
         const std::optional<T> value = exactly<T>(v);
-        if (!value) throw file_error(source, "setting '" + std::string(s.key) + "' has the wrong type or range (" + v.dump() + ")");
+        if (!value)
+          throw file_error(source,
+                           "setting '" + std::string(s.key) + "' has the wrong type or range (" + v.dump() + ")");
         field(o) = *value;
       },
       s.field);

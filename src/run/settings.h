@@ -15,8 +15,8 @@ namespace convkit::run {
 
 template <class T>
 using FieldOf = T& (*)(TrainOptions&);
-using Field = std::variant<FieldOf<std::string>, FieldOf<int64_t>, FieldOf<uint64_t>, FieldOf<int>,
-                           FieldOf<double>, FieldOf<bool>>;
+using Field = std::variant<FieldOf<std::string>, FieldOf<int64_t>, FieldOf<uint64_t>, FieldOf<int>, FieldOf<double>,
+                           FieldOf<bool>>;
 
 struct Setting {
   const char* key;   // in run.json and --config files

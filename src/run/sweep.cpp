@@ -1,8 +1,8 @@
 #include "run/sweep.h"
 
+#include <fcntl.h>
 #include <spawn.h>
 #include <sys/wait.h>
-#include <fcntl.h>
 
 #include <algorithm>
 #include <cmath>
@@ -199,7 +199,8 @@ int run_trials(const SweepPlan& plan, const std::vector<size_t>& pending, const 
     if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && finished(dir)) {
       const json m = read_json_file(RunDir{dir}.metrics());
       out << strprintf("[%zu/%zu] %s: valid acc %.2f%% (%s)\n", i + 1, total, dir.filename().c_str(),
-                       100 * m.value("best_valid_acc", 0.0), settings_summary(only(plan.trials[i], plan.varying)).c_str());
+                       100 * m.value("best_valid_acc", 0.0),
+                       settings_summary(only(plan.trials[i], plan.varying)).c_str());
     } else {
       ++failures;
       out << strprintf("[%zu/%zu] %s: FAILED (see %s)\n", i + 1, total, dir.filename().c_str(),
@@ -215,8 +216,9 @@ std::vector<LeaderboardRow> leaderboard_rows(const SweepPlan& plan) {
   for (size_t i = 0; i < plan.trials.size(); ++i) {
     if (!finished(plan.dirs[i])) continue;
     const json m = read_json_file(RunDir{plan.dirs[i]}.metrics());
-    rows.push_back({plan.dirs[i].filename().string(), only(plan.trials[i], plan.varying), m.value("best_valid_acc", 0.0),
-                    m.value("best_valid_loss", 0.0), m.value("total_seconds", 0.0), m.value("epochs_run", int64_t{0})});
+    rows.push_back({plan.dirs[i].filename().string(), only(plan.trials[i], plan.varying),
+                    m.value("best_valid_acc", 0.0), m.value("best_valid_loss", 0.0), m.value("total_seconds", 0.0),
+                    m.value("epochs_run", int64_t{0})});
   }
   return rows;
 }
@@ -285,8 +287,8 @@ int run_sweep(const SweepOptions& options, const std::string& convkit_binary, st
   ensure_writable_dir(out_dir);
   write_file_atomically(out_dir / "sweep.json", sweep.dump(2) + "\n");
 
-  out << "Sweep: " << plan.trials.size() << " trials in " << out_dir.string() << "/, " << plan.jobs
-      << " at a time, " << plan.threads_per_job << " thread(s) each\n";
+  out << "Sweep: " << plan.trials.size() << " trials in " << out_dir.string() << "/, " << plan.jobs << " at a time, "
+      << plan.threads_per_job << " thread(s) each\n";
   std::vector<size_t> pending;
   for (size_t i = 0; i < plan.trials.size(); ++i) {
     plan.dirs.push_back(out_dir / strprintf("trial-%03zu", i + 1));

@@ -127,7 +127,8 @@ train::EpochRecord run_epoch(int64_t epoch, const TrainOptions& options, const T
                                     options.batch_size, device, steps, !options.quiet);
   record.train_seconds = clock.seconds();
   train::draw_loader_base_seed();
-  record.valid = train::evaluate(*net.model, d.valid_inputs, d.valid_labels, options.batch_size, device, !options.quiet);
+  record.valid =
+      train::evaluate(*net.model, d.valid_inputs, d.valid_labels, options.batch_size, device, !options.quiet);
   record.seconds = clock.seconds();
   return record;
 }
@@ -158,15 +159,16 @@ nlohmann::json run_metrics(const TrainOptions& options, int threads, const Train
                            const RunState& p, const torch::Device& device) {
   const train::EpochRecord& best = p.history.at(p.point.best_epoch - 1);
   nlohmann::json metrics = settings_json(options, threads);
-  metrics.update({{"parameters", models::count_parameters(*net.model)},
-                  {"epochs_run", static_cast<int64_t>(p.history.size())},
-                  {"best_epoch", p.point.best_epoch},
-                  {"best_valid_loss", best.valid.loss},
-                  {"best_valid_acc", best.valid.acc},
-                  {"device", device.str()},
-                  {"normalization", {{"mean", d.norm.mean}, {"std", d.norm.std}}},
-                  {"examples",
-                   {{"train", d.split.train.size(0)}, {"valid", d.split.valid.size(0)}, {"test", d.mnist.test.images.size(0)}}}});
+  metrics.update(
+      {{"parameters", models::count_parameters(*net.model)},
+       {"epochs_run", static_cast<int64_t>(p.history.size())},
+       {"best_epoch", p.point.best_epoch},
+       {"best_valid_loss", best.valid.loss},
+       {"best_valid_acc", best.valid.acc},
+       {"device", device.str()},
+       {"normalization", {{"mean", d.norm.mean}, {"std", d.norm.std}}},
+       {"examples",
+        {{"train", d.split.train.size(0)}, {"valid", d.split.valid.size(0)}, {"test", d.mnist.test.images.size(0)}}}});
   return metrics;
 }
 
@@ -180,9 +182,9 @@ void record_tests(const eval::TestResults& tests, RunResult& result, nlohmann::j
 }
 
 // The report (figures/, report.html) when asked for and tested, then metrics.json.
-void write_outputs(const TrainOptions& options, const RunDir& run, models::ClassifierImpl& model,
-                   const TrainingData& d, const std::vector<train::EpochRecord>& history, const torch::Device& device,
-                   nlohmann::json metrics, std::ostream& out) {
+void write_outputs(const TrainOptions& options, const RunDir& run, models::ClassifierImpl& model, const TrainingData& d,
+                   const std::vector<train::EpochRecord>& history, const torch::Device& device, nlohmann::json metrics,
+                   std::ostream& out) {
   const bool report = options.report && options.test;
   if (report) {
     const Stopwatch report_clock;
@@ -214,7 +216,8 @@ RunResult run_training(const TrainOptions& options, std::ostream& out) {
   const int64_t steps_per_epoch = (data.split.train.size(0) + options.batch_size - 1) / options.batch_size;
   const train::LrSchedule schedule(options.schedule, options.optimizer.lr, steps_per_epoch,
                                    options.epochs * steps_per_epoch);
-  train::StepSettings steps = step_settings(options, data.norm, net, options.schedule.name == "none" ? nullptr : &schedule);
+  train::StepSettings steps =
+      step_settings(options, data.norm, net, options.schedule.name == "none" ? nullptr : &schedule);
   for (int64_t epoch = state.point.completed_epochs + 1; epoch <= options.epochs; ++epoch) {
     finish_epoch(run_epoch(epoch, options, data, net, steps, device), run, net, state, out);
     if (stops_early(options, state, out)) break;

@@ -22,12 +22,12 @@ struct EpochStats {
 struct StepSettings {
   double label_smoothing = 0;
   data::Augmentation augmentation;
-  float background = 0;                  // normalised black, for augmentation fill
-  const LrSchedule* schedule = nullptr;  // sets the learning rate before each step
-  int64_t first_step = 0;                // the schedule's index of this pass's first step
+  float background = 0;                            // normalised black, for augmentation fill
+  const LrSchedule* schedule = nullptr;            // sets the learning rate before each step
+  int64_t first_step = 0;                          // the schedule's index of this pass's first step
   std::function<void(int64_t batch)> before_step;  // e.g. a benchmark's timer
-  BatchShards shards;                    // see make_shards
-  bool optimizer_sums_shards = false;    // see share_shard_gradients
+  BatchShards shards;                              // see make_shards
+  bool optimizer_sums_shards = false;              // see share_shard_gradients
 };
 
 // One pass over `order` (indices into `inputs`) in batches, with optimiser steps.

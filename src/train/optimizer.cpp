@@ -22,8 +22,8 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(const OptimizerSettings&
         params, optim::SGDOptions(o.lr).momentum(o.momentum).nesterov(o.nesterov).weight_decay(o.weight_decay));
   }
   if (o.name == "rmsprop") {
-    return std::make_unique<optim::RMSprop>(params,
-                                            optim::RMSpropOptions(o.lr).momentum(o.momentum).weight_decay(o.weight_decay));
+    return std::make_unique<optim::RMSprop>(
+        params, optim::RMSpropOptions(o.lr).momentum(o.momentum).weight_decay(o.weight_decay));
   }
   const auto adam = optim::AdamOptions(o.lr).weight_decay(o.weight_decay);
   if (exact) return std::make_unique<optim::Adam>(params, adam);

@@ -7,8 +7,11 @@
 namespace convkit {
 
 Progress::Progress(std::string label, int64_t total_items, bool enabled)
-    : label_(std::move(label)), total_(total_items), enabled_(enabled && stdout_is_terminal()),
-      start_(std::chrono::steady_clock::now()), last_draw_(start_) {}
+    : label_(std::move(label)),
+      total_(total_items),
+      enabled_(enabled && stdout_is_terminal()),
+      start_(std::chrono::steady_clock::now()),
+      last_draw_(start_) {}
 
 Progress::~Progress() { finish(); }
 
