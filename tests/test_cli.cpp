@@ -11,6 +11,7 @@
 
 #include "checkpoint/model_info.h"
 #include "checkpoint/state_dict.h"
+#include "cli_util.h"
 #include "data/dataset.h"
 #include "data/idx.h"
 #include "data/image.h"
@@ -21,40 +22,7 @@
 #include "util/files.h"
 
 using namespace convkit;
-using convkit::testing::TempDir;
-
-namespace {
-
-struct RunOutput {
-  int exit_code;
-  std::string out;  // stdout
-  std::string err;  // stderr
-};
-
-RunOutput run_convkit(const std::string& args) {
-  TempDir tmp;
-  const std::string cmd = std::string(CONVKIT_BIN) + " " + args + " > " + (tmp / "out").string() + " 2> " +
-                          (tmp / "err").string() + " < /dev/null";
-  const int status = std::system(cmd.c_str());
-  auto slurp = [](const std::filesystem::path& p) {
-    const auto b = read_file_bytes(p);
-    return std::string(b.begin(), b.end());
-  };
-  return {WEXITSTATUS(status), slurp(tmp / "out"), slurp(tmp / "err")};
-}
-
-nlohmann::json read_json(const std::filesystem::path& p) {
-  const auto b = read_file_bytes(p);
-  return nlohmann::json::parse(b.begin(), b.end());
-}
-
-void expect_one_line_error(const RunOutput& r, const std::string& needle) {
-  EXPECT_NE(r.exit_code, 0) << r.out << r.err;
-  EXPECT_NE(r.err.find(needle), std::string::npos) << "stderr: " << r.err;
-  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << "stderr: " << r.err;
-}
-
-}  // namespace
+using namespace convkit::testing;
 
 TEST(Cli, TrainEndToEndOnRealSubset) {
   TempDir dir;

@@ -136,7 +136,7 @@ TEST(Checkpoint, InfoTravelsBesideTheWeights) {
   ASSERT_TRUE(info.has_value());
   EXPECT_EQ(info->model, "mlp");
   EXPECT_FLOAT_EQ(info->std, 0.5f);
-  write_file_atomically(dir / "model.json", "{\"model\": 3}");
+  write_file_atomically(dir / "model.json", "{\"format\": \"convkit-checkpoint-1\", \"model\": 3}");
   EXPECT_THROW(checkpoint::read_checkpoint_info(dir / "model.pt"), Error);
 }
 

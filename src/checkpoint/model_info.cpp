@@ -6,6 +6,11 @@
 #include "util/files.h"
 
 namespace convkit::checkpoint {
+namespace {
+
+constexpr const char* kFormat = "convkit-checkpoint-1";
+
+}  // namespace
 
 std::filesystem::path info_path_for(const std::filesystem::path& checkpoint) {
   auto p = checkpoint;
@@ -13,7 +18,7 @@ std::filesystem::path info_path_for(const std::filesystem::path& checkpoint) {
 }
 
 void write_checkpoint_info(const std::filesystem::path& checkpoint, const CheckpointInfo& info) {
-  nlohmann::json j = {{"format", "convkit-checkpoint-1"},
+  nlohmann::json j = {{"format", kFormat},
                       {"model", info.model},
                       {"num_classes", info.num_classes},
                       {"normalization", {{"mean", info.mean}, {"std", info.std}}}};
@@ -23,7 +28,15 @@ void write_checkpoint_info(const std::filesystem::path& checkpoint, const Checkp
 std::optional<CheckpointInfo> read_checkpoint_info(const std::filesystem::path& checkpoint) {
   const auto path = info_path_for(checkpoint);
   if (!std::filesystem::exists(path)) return std::nullopt;
-  const nlohmann::json j = read_json_file(path);
+  // Only convkit's own file, recognised by its format key: any other JSON that happens to sit
+  // beside a checkpoint (a Python script's, another tool's) is none of its business.
+  nlohmann::json j;
+  try {
+    j = read_json_file(path);
+  } catch (const Error&) {
+    return std::nullopt;
+  }
+  if (!j.is_object() || j.value("format", std::string()) != kFormat) return std::nullopt;
   try {
     CheckpointInfo info;
     info.model = j.at("model").get<std::string>();

@@ -18,7 +18,9 @@ struct CheckpointInfo {
 
 std::filesystem::path info_path_for(const std::filesystem::path& checkpoint);
 void write_checkpoint_info(const std::filesystem::path& checkpoint, const CheckpointInfo& info);
-// The info beside `checkpoint`, or nullopt when there is none (e.g. a file written by Python).
+// The info beside `checkpoint`, or nullopt when there is none (e.g. a file written by Python) or
+// the JSON file there is not convkit's (no "format": "convkit-checkpoint-1"); an Error naming
+// the file when it is convkit's but malformed.
 std::optional<CheckpointInfo> read_checkpoint_info(const std::filesystem::path& checkpoint);
 
 }  // namespace convkit::checkpoint

@@ -3,6 +3,8 @@
 #include <torch/serialize.h>
 #include <torch/torch.h>
 
+#include <sstream>
+
 #include "train/pytorch_random.h"
 #include "util/error.h"
 #include "util/files.h"
@@ -16,6 +18,7 @@ auto read_resume_archive(const std::filesystem::path& file, Read read) {
   if (!std::filesystem::exists(file)) {
     throw file_error(file.string(), "missing: the run has no completed epoch to resume from");
   }
+  require_regular_file(file);
   try {
     torch::serialize::InputArchive archive;
     archive.load_from(file.string());
@@ -38,7 +41,11 @@ void save_resume_point(const std::filesystem::path& file, torch::nn::Module& mod
   archive.write("completed_epochs", torch::tensor(point.completed_epochs));
   archive.write("best_valid_loss", torch::tensor(point.best_valid_loss, torch::kDouble));
   archive.write("best_epoch", torch::tensor(point.best_epoch));
-  write_atomically_via(file, [&](const std::filesystem::path& tmp) { archive.save_to(tmp.string()); });
+  // Serialised in memory first: LibTorch's file writer reports a full disk from a destructor,
+  // which would end the process; write_file_atomically checks every write instead.
+  std::ostringstream bytes;
+  archive.save_to(bytes);
+  write_file_atomically(file, bytes.str());
 }
 
 void load_resume_weights(const std::filesystem::path& file, torch::nn::Module& model) {

@@ -8,6 +8,7 @@
 #include <memory>
 
 #include "util/error.h"
+#include "util/files.h"
 
 namespace convkit::checkpoint {
 namespace {
@@ -22,7 +23,12 @@ struct Value {
   std::string s;                // String; Global as "module.name"
   std::vector<ValuePtr> items;  // Tuple, List; Dict as key, value, key, value, ...
   torch::Tensor tensor;         // Tensor (also an untyped storage, as a flat tensor)
+  int depth = 0;                // how deeply items nest inside it
 };
+
+// A state_dict nests a few levels deep. A hostile file nesting a million tuples would overflow
+// the stack when the chain of shared pointers is destroyed.
+constexpr int kMaxNesting = 100;
 
 ValuePtr make(Value::Kind kind) {
   auto v = std::make_shared<Value>();
@@ -267,19 +273,29 @@ class Unpickler {
     return memo_[index];
   }
 
+  void adopt(Value& parent, const std::vector<ValuePtr>& children) const {
+    for (const auto& child : children) {
+      if (child->depth >= kMaxNesting) fail("nested more than " + std::to_string(kMaxNesting) + " levels deep");
+      parent.depth = std::max(parent.depth, child->depth + 1);
+    }
+  }
+
   void tuple(std::vector<ValuePtr> items) {
     auto v = make(Value::Kind::Tuple);
+    adopt(*v, items);
     v->items = std::move(items);
     push(v);
   }
   void append(const std::vector<ValuePtr>& items) {
     ValuePtr& list = top();
     if (list->kind != Value::Kind::List) fail("APPEND on a non-list");
+    adopt(*list, items);
     list->items.insert(list->items.end(), items.begin(), items.end());
   }
   void setitems(const std::vector<ValuePtr>& kv) {
     ValuePtr& dict = top();
     if (dict->kind != Value::Kind::Dict || kv.size() % 2) fail("SETITEMS on a non-dict");
+    adopt(*dict, kv);
     dict->items.insert(dict->items.end(), kv.begin(), kv.end());
   }
 
@@ -313,6 +329,8 @@ class Unpickler {
     }
   }
 
+  static constexpr int64_t kMaxExtent = int64_t(1) << 40;
+
   ValuePtr rebuild_tensor(const ValuePtr& storage, int64_t offset, const std::vector<int64_t>& size,
                           const std::vector<int64_t>& stride) {
     if (storage->kind != Value::Kind::Tensor) fail("tensor without storage");
@@ -320,9 +338,16 @@ class Unpickler {
     const int64_t numel = storage->tensor.numel();
     int64_t last = offset, count = 1;
     for (size_t d = 0; d < size.size(); ++d) {
-      if (size[d] < 0 || stride[d] < 0 || size[d] > (int64_t(1) << 40)) fail("negative or huge size/stride");
-      count *= size[d];
-      if (size[d] > 0) last += (size[d] - 1) * stride[d];
+      if (size[d] < 0 || stride[d] < 0 || size[d] > kMaxExtent || stride[d] > kMaxExtent) {
+        fail("negative or huge size/stride");
+      }
+      // Checked arithmetic: an overflow would defeat the bounds check below.
+      if (__builtin_mul_overflow(count, size[d], &count)) fail("tensor size overflows");
+      int64_t reach = 0;
+      if (size[d] > 0 &&
+          (__builtin_mul_overflow(size[d] - 1, stride[d], &reach) || __builtin_add_overflow(last, reach, &last))) {
+        fail("tensor extent overflows");
+      }
     }
     if (offset < 0 || (count > 0 && last >= numel)) fail("tensor extends past its storage");
     auto v = make(Value::Kind::Tensor);
@@ -345,7 +370,8 @@ class Unpickler {
     if (!zip_.hasRecord(record)) fail("missing record '" + record + "'");
     auto [ptr, nbytes] = zip_.getRecord(record);
     const size_t element = c10::elementSize(*dtype);
-    if (numel < 0 || nbytes != static_cast<size_t>(numel) * element) {
+    if (numel < 0 || static_cast<uint64_t>(numel) > nbytes / element ||
+        nbytes != static_cast<size_t>(numel) * element) {
       fail("record '" + record + "' has " + std::to_string(nbytes) + " bytes, expected " +
            std::to_string(numel * static_cast<int64_t>(element)));
     }
@@ -367,6 +393,7 @@ class Unpickler {
 
 std::vector<std::pair<std::string, torch::Tensor>> read_torch_state_dict(const std::filesystem::path& file) {
   const std::string name = file.string();
+  require_regular_file(file);
   std::unique_ptr<caffe2::serialize::PyTorchStreamReader> zip;
   std::vector<uint8_t> pickle;
   try {

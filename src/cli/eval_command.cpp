@@ -66,13 +66,15 @@ void add_eval_command(CLI::App& app) {
   cmd->add_option("--data", o->data_dir, "Directory with the IDX files")->capture_default_str();
   cmd->add_option("--rotation", o->rotation, "Max angle (degrees) of the rotated test set")->capture_default_str();
   cmd->add_option("--batch-size", o->batch_size, "Images per batch")->capture_default_str()->check(CLI::PositiveNumber);
-  cmd->add_option("--seed", o->seed, "Seed for the rotation angles")->capture_default_str();
+  cmd->add_option("--seed", o->seed, "Seed for the rotation angles")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   cmd->add_option("--limit", o->limit, "Use only the first N test images (0: all)")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--threads", o->threads, "Compute threads (0: all cores)")
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::Range(0, 1024));
   cmd->add_option("--device", o->device, "auto|cpu|cuda")->capture_default_str();
   cmd->add_flag("--json", o->json, "Print one JSON object instead of the tutorial's lines");
   cmd->add_flag("--exact", o->exact, "LibTorch's kernels only (bit-identical to Python)");

@@ -7,11 +7,13 @@
 
 #include "cli/commands.h"
 #include "util/error.h"
+#include "util/interrupt.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"convkit: train, evaluate and explain convolutional image classifiers"};
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string("convkit ") + CONVKIT_VERSION);
+  convkit::install_interrupt_handlers();
   int exit_code = 0;
   convkit::cli::add_train_command(app);
   convkit::cli::add_eval_command(app);
@@ -31,6 +33,9 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     std::cerr << "convkit: " << e.what() << " (see --help)\n";
     return 2;
+  } catch (const convkit::Interrupted& e) {
+    std::cerr << "convkit: " << e.what() << "\n";
+    return 128 + e.signal();
   } catch (const convkit::Error& e) {
     std::cerr << "convkit: " << e.what() << "\n";
     return 1;

@@ -16,7 +16,9 @@ void add_report_command(CLI::App& app) {
   auto o = std::make_shared<ReportOptions>();
   CLI::App* cmd = app.add_subcommand("report", "Regenerate a finished run's figures and report.html");
   cmd->add_option("run_dir", o->run_dir, "Run directory (as written by convkit train)")->required();
-  cmd->add_option("--threads", o->threads, "Compute threads (0: all cores)")->capture_default_str();
+  cmd->add_option("--threads", o->threads, "Compute threads (0: all cores)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1024));
   cmd->add_option("--device", o->device, "auto|cpu|cuda")->capture_default_str();
   cmd->callback([o] {
     configure_threads(o->threads);

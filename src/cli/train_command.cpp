@@ -8,22 +8,22 @@
 #include "run/settings.h"
 #include "run/training.h"
 #include "util/format.h"
+#include "util/interrupt.h"
 
 namespace convkit::cli {
 namespace {
 
-// A flag for `setting`, storing into its field of `storage`.
+// A flag for `setting`, storing into its field of `storage`. Values are parsed by the settings
+// table (exact types and ranges), not by CLI11, which would wrap "-1" into an unsigned seed.
 CLI::Option* add_setting_flag(CLI::App& cmd, const run::Setting& setting, run::TrainOptions& storage) {
-  return std::visit(
-      [&](auto field) -> CLI::Option* {
-        auto& target = field(storage);
-        if constexpr (std::is_same_v<std::decay_t<decltype(target)>, bool>) {
-          return cmd.add_flag(setting.flag, target, setting.help);
-        } else {
-          return cmd.add_option(setting.flag, target, setting.help)->capture_default_str();
-        }
-      },
-      setting.field);
+  if (std::holds_alternative<run::FieldOf<bool>>(setting.field)) {
+    return cmd.add_flag(setting.flag, std::get<run::FieldOf<bool>>(setting.field)(storage), setting.help);
+  }
+  return cmd
+      .add_option_function<std::string>(
+          setting.flag, [&setting, &storage](const std::string& text) { run::set_from_text(setting, storage, text); },
+          setting.help)
+      ->default_str(run::text_of(setting, storage));
 }
 
 }  // namespace
@@ -47,7 +47,14 @@ void add_train_command(CLI::App& app) {
   cmd->callback([cmd, request] {
     for (const run::Setting& setting : run::settings())
       if (setting.flag && cmd->get_option(setting.flag)->count()) request->given.insert(setting.key);
-    run::run_training(run::resolve_train_options(*request), std::cout);
+    const run::TrainOptions options = run::resolve_train_options(*request);
+    try {
+      run::run_training(options, std::cout);
+    } catch (const Interrupted& e) {
+      const std::string dir = run::out_dir_for(options).string();
+      throw Interrupted(e.signal(), std::string(e.what()) + "; every file in " + dir +
+                                        " is whole: continue with `convkit train --resume " + dir + "`");
+    }
   });
 }
 

@@ -2,6 +2,7 @@
 
 #include <zlib.h>
 
+#include <algorithm>
 #include <fstream>
 #include <iterator>
 
@@ -11,32 +12,49 @@
 namespace convkit::data {
 namespace {
 
-std::vector<uint8_t> gunzip(const std::vector<uint8_t>& in, const std::string& name) {
+bool is_gzip(const uint8_t* p, size_t n) { return n >= 2 && p[0] == 0x1f && p[1] == 0x8b; }
+
+// Inflates `in`: one gzip member or several back to back, as gzip itself writes them, and
+// nothing after them. Inflating stops after `max_out` bytes, which it returns.
+std::vector<uint8_t> gunzip(const std::vector<uint8_t>& in, const std::string& name, uint64_t max_out) {
   z_stream zs{};
   if (inflateInit2(&zs, 16 + MAX_WBITS) != Z_OK) throw file_error(name, "cannot initialise zlib");
+  struct End {
+    z_stream& zs;
+    ~End() { inflateEnd(&zs); }
+  } end{zs};
   zs.next_in = const_cast<Bytef*>(in.data());
   zs.avail_in = static_cast<uInt>(in.size());
   std::vector<uint8_t> out;
-  out.reserve(in.size() * 4);
+  out.reserve(std::min<uint64_t>(max_out, in.size() * 8));
   uint8_t chunk[1 << 16];
-  int rc = Z_OK;
-  while (rc != Z_STREAM_END) {
+  for (;;) {
     zs.next_out = chunk;
     zs.avail_out = sizeof chunk;
-    rc = inflate(&zs, Z_NO_FLUSH);
+    const int rc = inflate(&zs, Z_NO_FLUSH);
     if (rc == Z_DATA_ERROR || rc == Z_NEED_DICT || rc == Z_MEM_ERROR) {
-      inflateEnd(&zs);
       throw file_error(name, std::string("corrupt gzip data (") + (zs.msg ? zs.msg : "zlib error") + ")");
     }
-    out.insert(out.end(), chunk, chunk + (sizeof chunk - zs.avail_out));
-    if (rc == Z_BUF_ERROR || (zs.avail_in == 0 && rc != Z_STREAM_END && zs.avail_out != 0)) {
-      inflateEnd(&zs);
+    const size_t produced = sizeof chunk - zs.avail_out;
+    if (out.size() + produced > max_out) {
+      out.insert(out.end(), chunk, chunk + (max_out - out.size()));
+      return out;
+    }
+    out.insert(out.end(), chunk, chunk + produced);
+    if (rc == Z_STREAM_END) {
+      if (zs.avail_in == 0) return out;
+      if (!is_gzip(zs.next_in, zs.avail_in)) {
+        throw file_error(name, std::to_string(zs.avail_in) + " bytes of garbage after the gzip data");
+      }
+      inflateReset(&zs);  // the next member
+    } else if (rc == Z_BUF_ERROR || (zs.avail_in == 0 && zs.avail_out != 0)) {
       throw file_error(name, "truncated gzip stream (ends before its end marker)");
     }
   }
-  inflateEnd(&zs);
-  return out;
 }
+
+// The magic and up to 255 dimensions.
+constexpr uint64_t kMaxIdxHeader = 4 + 4 * 255;
 
 uint32_t read_be32(const uint8_t* p) {
   return (uint32_t(p[0]) << 24) | (uint32_t(p[1]) << 16) | (uint32_t(p[2]) << 8) | uint32_t(p[3]);
@@ -46,12 +64,26 @@ void put_be32(std::vector<uint8_t>& out, uint32_t v) {
   for (int shift = 24; shift >= 0; shift -= 8) out.push_back(uint8_t(v >> shift));
 }
 
+// The decoded size an unsigned-byte IDX header declares (the header included, at most
+// kMaxIdxBytes), or 0 when `header` is none or too short to tell.
+uint64_t declared_size(const std::vector<uint8_t>& header) {
+  if (header.size() < 4 || header[0] != 0 || header[1] != 0 || header[2] != 0x08) return 0;
+  const size_t ndims = header[3];
+  if (header.size() < 4 + 4 * ndims) return 0;
+  uint64_t bytes = 1;
+  for (size_t d = 0; d < ndims; ++d) bytes = std::min(bytes * read_be32(header.data() + 4 + 4 * d), kMaxIdxBytes);
+  return std::min(4 + 4 * ndims + bytes, kMaxIdxBytes);
+}
+
 }  // namespace
 
 std::vector<uint8_t> read_file_maybe_gzip(const std::filesystem::path& file) {
-  std::vector<uint8_t> raw = read_file_bytes(file);
-  if (raw.size() >= 2 && raw[0] == 0x1f && raw[1] == 0x8b) return gunzip(raw, file.string());
-  return raw;
+  std::vector<uint8_t> raw = read_file_bytes(file, kMaxIdxBytes + kMaxIdxHeader);
+  if (!is_gzip(raw.data(), raw.size())) return raw;
+  // Inflate no more than the IDX header declares (plus a byte, so that trailing data is still
+  // reported as such): a small file cannot inflate into all of memory.
+  const uint64_t declared = declared_size(gunzip(raw, file.string(), kMaxIdxHeader));
+  return gunzip(raw, file.string(), declared > 0 ? declared + 1 : kMaxIdxHeader);
 }
 
 IdxArray read_idx(const std::filesystem::path& file, uint32_t expected_magic) {
@@ -75,7 +107,9 @@ IdxArray read_idx(const std::filesystem::path& file, uint32_t expected_magic) {
     if (n == 0) throw file_error(name, "dimension " + std::to_string(d) + " is zero");
     out.dims.push_back(n);
     expected_bytes *= n;
-    if (expected_bytes > (uint64_t(1) << 40)) throw file_error(name, "declared size is implausibly large");
+    if (expected_bytes > kMaxIdxBytes) {
+      throw file_error(name, "declares more than " + std::to_string(kMaxIdxBytes) + " bytes of data");
+    }
   }
   const uint64_t present = buf.size() - header;
   if (present < expected_bytes) {

@@ -11,13 +11,17 @@ namespace convkit::data {
 
 inline constexpr uint32_t kIdxImagesMagic = 2051;  // 0x00000803: ubyte, 3 dimensions
 inline constexpr uint32_t kIdxLabelsMagic = 2049;  // 0x00000801: ubyte, 1 dimension
+// The most data one IDX file may hold (EMNIST's largest set has about a quarter of it).
+inline constexpr uint64_t kMaxIdxBytes = uint64_t{2} << 30;
 
 struct IdxArray {
   std::vector<int64_t> dims;   // e.g. {60000, 28, 28}
   std::vector<uint8_t> bytes;  // row-major, product(dims) bytes
 };
 
-// Whole file contents, transparently gunzipped when it starts with the gzip magic.
+// Whole file contents, transparently gunzipped when it starts with the gzip magic (one member
+// or several, nothing after them), inflated no further than the IDX header it starts with
+// declares: the caller reports a size that does not match.
 std::vector<uint8_t> read_file_maybe_gzip(const std::filesystem::path& file);
 
 // Parses and validates an IDX file whose magic must equal `expected_magic`.

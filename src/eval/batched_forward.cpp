@@ -2,6 +2,8 @@
 
 #include <torch/torch.h>
 
+#include "util/interrupt.h"
+
 namespace convkit::eval {
 
 void forward_in_batches(models::ClassifierImpl& model, const torch::Tensor& pixels, data::Normalization norm,
@@ -13,6 +15,7 @@ void forward_in_batches(models::ClassifierImpl& model, const torch::Tensor& pixe
   for (int64_t start = 0; start < pixels.size(0); start += batch_size) {
     const torch::Tensor x = data::to_model_input(pixels.slice(0, start, start + batch_size), norm).to(device);
     consume(start, model.forward(x));
+    stop_if_interrupted();
   }
 }
 

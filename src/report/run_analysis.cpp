@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "report/tsne.h"
+#include "util/interrupt.h"
 
 namespace convkit::report {
 namespace {
@@ -26,6 +27,7 @@ RunAnalysis analyse_run(models::ClassifierImpl& model, const data::Split& test, 
   const torch::Tensor& hidden = a.predictions.hidden;
   a.pca = pca_2d(hidden.slice(0, 0, kPcaImages));
   const int64_t n_tsne = std::min<int64_t>(kTsneImages, hidden.size(0));
+  stop_if_interrupted();  // t-SNE takes a while
   if (n_tsne > kMinTsneImages) a.tsne = tsne_2d(hidden.slice(0, 0, n_tsne));
   return a;
 }

@@ -6,6 +6,7 @@
 #include "eval/load_model.h"
 #include "report/run_report.h"
 #include "run/run_dir.h"
+#include "run/run_lock.h"
 #include "run/settings.h"
 #include "train/history.h"
 #include "util/files.h"
@@ -15,6 +16,7 @@ namespace convkit::run {
 void regenerate_report(const std::filesystem::path& run_dir, const torch::Device& device, std::ostream& out) {
   const RunDir run{run_dir};
   const TrainOptions settings = read_run_options(run_dir);
+  const RunLock lock(run_dir);
   const nlohmann::json metrics = read_json_file(run.metrics());
   const auto history = train::history_from_json(read_json_file(run.history()), run.history().string());
   eval::LoadedModel loaded = eval::load_model(run.model(), "", settings.data_dir);

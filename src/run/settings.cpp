@@ -1,7 +1,10 @@
 #include "run/settings.h"
 
 #include <algorithm>
+#include <cerrno>
+#include <charconv>
 #include <cmath>
+#include <cstdlib>
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -24,6 +27,17 @@ std::string one_of(const std::string& value, const std::vector<std::string>& all
 
 std::string in_unit_interval(double v) { return v >= 0 && v < 1 ? "" : "must be in [0, 1)"; }
 
+// Counts a typo could make absurd are refused before anything runs.
+constexpr int64_t kMaxEpochs = 100000;
+constexpr int64_t kMaxBatchSize = int64_t{1} << 20;
+constexpr int kMaxThreads = 1024;
+
+std::string count_in(int64_t v, int64_t lo, int64_t hi, const char* what) {
+  return v >= lo && v <= hi
+             ? ""
+             : strprintf("must be %s from %lld to %lld", what, static_cast<long long>(lo), static_cast<long long>(hi));
+}
+
 const std::vector<Setting>& all_settings() {
   static const std::vector<Setting> table = {
       {"model", "--model",
@@ -35,10 +49,10 @@ const std::vector<Setting>& all_settings() {
        }},
       {"epochs", "--epochs", "Training epochs (with --resume: the new total)",
        FieldOf<int64_t>([](TrainOptions& o) -> int64_t& { return o.epochs; }),
-       [](const TrainOptions& o) { return std::string(o.epochs > 0 ? "" : "must be a positive integer"); }},
+       [](const TrainOptions& o) { return count_in(o.epochs, 1, kMaxEpochs, "an integer"); }},
       {"batch_size", "--batch-size", "Images per batch",
        FieldOf<int64_t>([](TrainOptions& o) -> int64_t& { return o.batch_size; }),
-       [](const TrainOptions& o) { return std::string(o.batch_size > 0 ? "" : "must be a positive integer"); }},
+       [](const TrainOptions& o) { return count_in(o.batch_size, 1, kMaxBatchSize, "an integer"); }},
       {"lr", "--lr", "Learning rate (the peak, with a schedule)",
        FieldOf<double>([](TrainOptions& o) -> double& { return o.optimizer.lr; }),
        [](const TrainOptions& o) {
@@ -62,7 +76,7 @@ const std::vector<Setting>& all_settings() {
        }},
       {"threads", "--threads", "Compute threads (0: all cores)",
        FieldOf<int>([](TrainOptions& o) -> int& { return o.threads; }),
-       [](const TrainOptions& o) { return std::string(o.threads >= 0 ? "" : "must be 0 (all cores) or positive"); }},
+       [](const TrainOptions& o) { return count_in(o.threads, 0, kMaxThreads, "0 (all cores) or a count"); }},
       {"device", "--device", "auto|cpu|cuda",
        FieldOf<std::string>([](TrainOptions& o) -> std::string& { return o.device; }), nullptr, /*recorded=*/false},
       {"optimizer", "--optimizer", join(train::optimizer_names(), "|"),
@@ -97,7 +111,7 @@ const std::vector<Setting>& all_settings() {
        [](const TrainOptions& o) { return in_unit_interval(o.label_smoothing); }},
       {"patience", "--patience", "Stop after this many epochs without a better validation loss (0: off)",
        FieldOf<int64_t>([](TrainOptions& o) -> int64_t& { return o.patience; }),
-       [](const TrainOptions& o) { return std::string(o.patience >= 0 ? "" : "must be 0 (off) or positive"); }},
+       [](const TrainOptions& o) { return count_in(o.patience, 0, kMaxEpochs, "0 (off) or a number of epochs"); }},
       {"exact", "--exact", "LibTorch's kernels only: numbers bit-identical to the Python tutorial (slower)",
        FieldOf<bool>([](TrainOptions& o) -> bool& { return o.exact; })},
       {"aug_rotate", "--aug-rotate", "Augment: rotate training images by up to +-DEG",
@@ -162,7 +176,49 @@ void read_setting(const Setting& s, TrainOptions& o, const json& v, const std::s
       s.field);
 }
 
+// `text` as a T, or an empty optional when it is not one to the last character: no "1.5"
+// for an integer, no wrap-around of "-1" or of a number too large for T.
+template <class T>
+std::optional<T> parse_exactly(const std::string& text) {
+  const char* end = text.data() + text.size();
+  if constexpr (std::is_same_v<T, std::string>) {
+    return text;
+  } else if constexpr (std::is_same_v<T, bool>) {
+    if (text == "true" || text == "1") return true;
+    if (text == "false" || text == "0") return false;
+  } else if constexpr (std::is_floating_point_v<T>) {
+    char* stop = nullptr;
+    errno = 0;
+    const double v = std::strtod(text.c_str(), &stop);
+    if (!text.empty() && stop == end && errno != ERANGE) return static_cast<T>(v);
+  } else {
+    T v{};
+    const auto [stop, ec] = std::from_chars(text.data(), end, v);
+    if (!text.empty() && ec == std::errc() && stop == end) return v;
+  }
+  return std::nullopt;
+}
+
 }  // namespace
+
+void set_from_text(const Setting& s, TrainOptions& o, const std::string& text) {
+  std::visit(
+      [&](auto field) {
+        using T = std::decay_t<decltype(field(o))>;
+        const std::optional<T> value = parse_exactly<T>(text);
+        const char* kind = std::is_floating_point_v<T> ? "a number"
+                           : std::is_integral_v<T>     ? "an integer in range"
+                                                       : "valid";
+        if (!value) throw Error(s.name() + ": '" + text + "' is not " + kind);
+        field(o) = *value;
+      },
+      s.field);
+}
+
+std::string text_of(const Setting& s, const TrainOptions& o) {
+  const json v = value_json(s, o);
+  return v.is_string() ? v.get<std::string>() : v.dump();
+}
 
 const std::vector<Setting>& settings() { return all_settings(); }
 

@@ -33,6 +33,13 @@ struct Setting {
 
 const std::vector<Setting>& settings();
 
+// Sets one setting from a flag's text, which must be a value of the setting's type to the last
+// character; an Error naming the flag otherwise.
+void set_from_text(const Setting& setting, TrainOptions& options, const std::string& text);
+
+// The setting's value as a flag would give it (for --help).
+std::string text_of(const Setting& setting, const TrainOptions& options);
+
 // Copies one setting's value from `from` to `to`.
 void copy_setting(const Setting& setting, const TrainOptions& from, TrainOptions& to);
 

@@ -5,7 +5,9 @@
 #include <sys/wait.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
+#include <csignal>
 #include <fstream>
 #include <map>
 #include <optional>
@@ -21,6 +23,7 @@
 #include "util/error.h"
 #include "util/files.h"
 #include "util/format.h"
+#include "util/interrupt.h"
 #include "util/runtime.h"
 
 extern char** environ;
@@ -164,6 +167,15 @@ struct SweepPlan {
   int jobs = 1, threads_per_job = 1;
 };
 
+// Passes the signal on to the running trials, waits for them (each leaves its files whole), and
+// stops the sweep; a rerun continues it.
+[[noreturn]] void stop_trials(const std::vector<Child>& running, int signal) {
+  for (const Child& c : running) kill(c.pid, signal);
+  for (const Child& c : running) waitpid(c.pid, nullptr, 0);
+  throw Interrupted(signal, "sweep interrupted by " + signal_name(signal) +
+                                "; finished trials are kept: run the sweep again to continue it");
+}
+
 pid_t start_trial(const SweepPlan& plan, size_t i, const std::string& convkit_binary) {
   const std::filesystem::path& dir = plan.dirs[i];
   ensure_writable_dir(dir);
@@ -190,6 +202,8 @@ int run_trials(const SweepPlan& plan, const std::vector<size_t>& pending, const 
     }
     int status = 0;
     const pid_t done = waitpid(-1, &status, 0);
+    if (const int signal = interrupt_requested()) stop_trials(running, signal);
+    if (done < 0 && errno == EINTR) continue;
     if (done < 0) break;
     auto it = std::find_if(running.begin(), running.end(), [&](const Child& c) { return c.pid == done; });
     if (it == running.end()) continue;

@@ -15,6 +15,7 @@
 #include "models/registry.h"
 #include "report/run_report.h"
 #include "run/run_dir.h"
+#include "run/run_lock.h"
 #include "run/settings.h"
 #include "train/optimizer.h"
 #include "train/pytorch_random.h"
@@ -45,6 +46,10 @@ TrainingData load_training_data(const TrainOptions& options, std::ostream& out) 
                    static_cast<long long>(d.mnist.train.images.size(0)));
   d.train_inputs = data::to_model_input(d.mnist.train.images, d.norm);
   d.split = data::random_split(d.mnist.train.images.size(0));
+  if (d.split.train.size(0) == 0 || d.split.valid.size(0) == 0) {
+    throw file_error(options.data_dir, "has " + std::to_string(d.mnist.train.images.size(0)) +
+                                           " training images: too few to split 90/10 into training and validation");
+  }
   d.valid_inputs = d.train_inputs.index_select(0, d.split.valid);
   d.valid_labels = d.mnist.train.labels.index_select(0, d.split.valid);
   out << "Number of training examples: " << d.split.train.size(0) << "\n"
@@ -92,12 +97,18 @@ RunState start_or_resume(const TrainOptions& options, const RunDir& run, torch::
     return p;
   }
   p.point = checkpoint::load_resume_point(run.resume(), optimizer);
-  if (p.point.completed_epochs >= options.epochs) {
-    throw Error("--resume: " + run.dir.string() + " already completed " + std::to_string(p.point.completed_epochs) +
+  const int64_t done = p.point.completed_epochs;
+  // A run whose epochs are done but whose test or report was cut short is finished, not refused.
+  if (done >= options.epochs && std::filesystem::exists(run.metrics())) {
+    throw Error("--resume: " + run.dir.string() + " already completed " + std::to_string(done) +
                 " epochs; pass a larger --epochs to train further");
   }
-  p.history = read_history(run, p.point.completed_epochs);
-  out << "Resuming after epoch " << p.point.completed_epochs << " of " << options.epochs << "\n";
+  p.history = read_history(run, done);
+  if (done >= options.epochs) {
+    out << "Finishing the run: its " << done << " epochs are done, its test and report are not\n";
+  } else {
+    out << "Resuming after epoch " << done << " of " << options.epochs << "\n";
+  }
   return p;
 }
 
@@ -202,6 +213,7 @@ RunResult run_training(const TrainOptions& options, std::ostream& out) {
   validate(options);
   const RunDir run{out_dir_for(options)};
   ensure_writable_dir(run.dir);  // before any work: a bad --out must not cost a training run
+  const RunLock lock(run.dir);
   const int threads = configure_threads(options.threads);
   const torch::Device device(resolve_device(options.device));
   const Stopwatch run_clock;
@@ -218,9 +230,10 @@ RunResult run_training(const TrainOptions& options, std::ostream& out) {
                                    options.epochs * steps_per_epoch);
   train::StepSettings steps =
       step_settings(options, data.norm, net, options.schedule.name == "none" ? nullptr : &schedule);
-  for (int64_t epoch = state.point.completed_epochs + 1; epoch <= options.epochs; ++epoch) {
+  bool stopped = options.resume && stops_early(options, state, out);  // it stopped early before
+  for (int64_t epoch = state.point.completed_epochs + 1; !stopped && epoch <= options.epochs; ++epoch) {
     finish_epoch(run_epoch(epoch, options, data, net, steps, device), run, net, state, out);
-    if (stops_early(options, state, out)) break;
+    stopped = stops_early(options, state, out);
   }
 
   data.train_inputs = torch::Tensor();  // no longer needed: keeps the peak memory down
@@ -237,5 +250,4 @@ RunResult run_training(const TrainOptions& options, std::ostream& out) {
   write_outputs(options, run, *net.model, data, state.history, device, metrics, out);
   return result;
 }
-
 }  // namespace convkit::run

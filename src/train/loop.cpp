@@ -3,9 +3,13 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <cmath>
+#include <string>
 
 #include "data/batches.h"
 #include "train/optimizer.h"
+#include "util/error.h"
+#include "util/interrupt.h"
 #include "util/progress.h"
 
 namespace convkit::train {
@@ -42,7 +46,13 @@ EpochStats train_epoch(models::ClassifierImpl& model, torch::optim::Optimizer& o
     if (!settings.shards.gradient.defined()) optimizer.zero_grad();  // else each shard clears its own
     const auto [loss, acc] =
         sharded_forward_backward(model, settings.shards, idx.size(0), rows, loss_of, !settings.optimizer_sums_shards);
+    // A diverged run can only get worse: stop before the step spreads NaN into the weights.
+    if (!std::isfinite(loss)) {
+      throw Error("training diverged: the loss is " + std::to_string(loss) + " at step " + std::to_string(batches + 1) +
+                  " of the epoch (a lower --lr may help)");
+    }
     optimizer.step();
+    stop_if_interrupted();  // after the step: the weights and the optimiser's state agree
     loss_sum += loss;
     acc_sum += acc;
     ++batches;
@@ -68,6 +78,7 @@ EpochStats evaluate(models::ClassifierImpl& model, const torch::Tensor& inputs, 
     acc_sum += batch_accuracy(logits, y);
     ++batches;
     bar.advance(end - start);
+    stop_if_interrupted();
   }
   return {loss_sum / batches, acc_sum / batches};
 }

@@ -30,7 +30,8 @@ struct StepSettings {
   bool optimizer_sums_shards = false;              // see share_shard_gradients
 };
 
-// One pass over `order` (indices into `inputs`) in batches, with optimiser steps.
+// One pass over `order` (indices into `inputs`) in batches, with optimiser steps. An Error as
+// soon as a batch's loss is not finite.
 EpochStats train_epoch(models::ClassifierImpl& model, torch::optim::Optimizer& optimizer, const torch::Tensor& inputs,
                        const torch::Tensor& labels, const torch::Tensor& order, int64_t batch_size,
                        const torch::Device& device, const StepSettings& settings = {}, bool progress = false);

@@ -1,5 +1,9 @@
 #include "util/files.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -10,16 +14,52 @@
 
 namespace convkit {
 
-std::vector<uint8_t> read_file_bytes(const std::filesystem::path& file) {
-  std::error_code ec;
-  if (std::filesystem::is_directory(file, ec)) throw file_error(file.string(), "is a directory, expected a file");
-  std::ifstream in(file, std::ios::binary);
-  if (!in) throw file_error(file.string(), std::string("cannot open: ") + std::strerror(errno));
-  return std::vector<uint8_t>(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+namespace {
+
+void check_is_regular(const std::filesystem::path& file, const struct stat& st) {
+  if (S_ISDIR(st.st_mode)) throw file_error(file.string(), "is a directory, expected a file");
+  if (!S_ISREG(st.st_mode)) throw file_error(file.string(), "is not a regular file (a pipe or a device?)");
+}
+
+}  // namespace
+
+void require_regular_file(const std::filesystem::path& file) {
+  struct stat st {};
+  if (stat(file.c_str(), &st) != 0)
+    throw file_error(file.string(), std::string("cannot open: ") + std::strerror(errno));
+  check_is_regular(file, st);
+}
+
+std::vector<uint8_t> read_file_bytes(const std::filesystem::path& file, uint64_t max_bytes) {
+  // O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused below.
+  const int fd = open(file.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) throw file_error(file.string(), std::string("cannot open: ") + std::strerror(errno));
+  struct Closer {
+    int fd;
+    ~Closer() { close(fd); }
+  } closer{fd};
+  struct stat st {};
+  if (fstat(fd, &st) != 0) throw file_error(file.string(), std::string("cannot read: ") + std::strerror(errno));
+  check_is_regular(file, st);
+  const auto size = static_cast<uint64_t>(st.st_size);
+  if (size > max_bytes) {
+    throw file_error(file.string(),
+                     "is " + std::to_string(size) + " bytes, more than the limit of " + std::to_string(max_bytes));
+  }
+  std::vector<uint8_t> bytes(size);
+  size_t done = 0;
+  while (done < size) {
+    const ssize_t n = read(fd, bytes.data() + done, size - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw file_error(file.string(), std::string("cannot read: ") + std::strerror(errno));
+    if (n == 0) throw file_error(file.string(), "shrank while being read");
+    done += static_cast<size_t>(n);
+  }
+  return bytes;
 }
 
 nlohmann::json read_json_file(const std::filesystem::path& file) {
-  const std::vector<uint8_t> raw = read_file_bytes(file);
+  const std::vector<uint8_t> raw = read_file_bytes(file, kMaxJsonBytes);
   try {
     return nlohmann::json::parse(raw.begin(), raw.end());
   } catch (const nlohmann::json::parse_error& e) {
@@ -46,7 +86,7 @@ void write_file_atomically(const std::filesystem::path& file, const std::string&
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
     if (!out) throw file_error(file.string(), std::string("cannot write: ") + std::strerror(errno));
     out.write(contents.data(), static_cast<std::streamsize>(contents.size()));
-    out.flush();
+    out.close();
     if (!out) throw file_error(file.string(), "write failed (disk full?)");
   });
 }

@@ -10,9 +10,18 @@
 
 namespace convkit {
 
-std::vector<uint8_t> read_file_bytes(const std::filesystem::path& file);
+// Readers refuse larger files before allocating anything: a dataset file is at most this big.
+inline constexpr uint64_t kMaxFileBytes = uint64_t{8} << 30;
+inline constexpr uint64_t kMaxJsonBytes = uint64_t{64} << 20;
 
-// The file parsed as JSON; an Error naming the file when it is missing or not JSON.
+// An Error naming `file` unless it is a regular file (not a directory, FIFO or device, which
+// could block or never end).
+void require_regular_file(const std::filesystem::path& file);
+
+// The whole file; an Error naming it when it is not a regular file or larger than `max_bytes`.
+std::vector<uint8_t> read_file_bytes(const std::filesystem::path& file, uint64_t max_bytes = kMaxFileBytes);
+
+// The file parsed as JSON; an Error naming the file when it is missing, too large or not JSON.
 nlohmann::json read_json_file(const std::filesystem::path& file);
 
 // Writes `contents` to `file.tmp`, flushes, then renames over `file`.

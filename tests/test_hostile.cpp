@@ -1,0 +1,196 @@
+// Hostile and unlucky input to every reader and setting: each gets a one-line Error naming the
+// file or the setting, within bounded memory and time; nothing crashes or waits forever.
+#include <caffe2/serialize/inline_container.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <torch/torch.h>
+#include <zlib.h>
+
+#include <chrono>
+#include <nlohmann/json.hpp>
+
+#include "checkpoint/model_info.h"
+#include "checkpoint/state_dict.h"
+#include "data/idx.h"
+#include "models/registry.h"
+#include "run/options.h"
+#include "run/settings.h"
+#include "run/sweep.h"
+#include "test_util.h"
+#include "train/loop.h"
+#include "train/optimizer.h"
+#include "util/error.h"
+#include "util/files.h"
+
+using namespace convkit;
+using convkit::testing::TempDir;
+
+namespace {
+
+template <class F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "no error";
+}
+
+#define EXPECT_ERROR_HAS(call, needle) \
+  EXPECT_NE(error_of([&] { call; }).find(needle), std::string::npos) << error_of([&] { call; })
+
+// `bytes` gzip-compressed into one member.
+std::string gzip(const std::string& bytes) {
+  z_stream zs{};
+  deflateInit2(&zs, 9, Z_DEFLATED, 16 + MAX_WBITS, 9, Z_DEFAULT_STRATEGY);
+  std::string out(deflateBound(&zs, bytes.size()), '\0');
+  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(bytes.data()));
+  zs.avail_in = static_cast<uInt>(bytes.size());
+  zs.next_out = reinterpret_cast<Bytef*>(out.data());
+  zs.avail_out = static_cast<uInt>(out.size());
+  deflate(&zs, Z_FINISH);
+  out.resize(zs.total_out);
+  deflateEnd(&zs);
+  return out;
+}
+
+// An IDX labels file of `n` zero labels, raw.
+std::string idx_labels(uint32_t n) {
+  std::string s = {0, 0, 8, 1};
+  for (int shift = 24; shift >= 0; shift -= 8) s += static_cast<char>(n >> shift);
+  return s + std::string(n, '\0');
+}
+
+}  // namespace
+
+TEST(HostileFiles, OnlyRegularFilesAreRead) {
+  TempDir dir;
+  ASSERT_EQ(mkfifo((dir / "fifo").c_str(), 0600), 0);
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_ERROR_HAS(read_file_bytes(dir / "fifo"), "fifo: is not a regular file");
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));  // no wait for a writer
+  EXPECT_ERROR_HAS(read_file_bytes("/dev/zero"), "/dev/zero: is not a regular file");
+  EXPECT_ERROR_HAS(read_file_bytes(dir.path()), "is a directory");
+  EXPECT_ERROR_HAS(read_file_bytes(dir / "absent"), "absent: cannot open");
+  EXPECT_ERROR_HAS(checkpoint::read_state_dict(dir / "fifo"), "not a regular file");
+  write_file_atomically(dir / "big", std::string(1000, 'x'));
+  EXPECT_ERROR_HAS(read_file_bytes(dir / "big", 999), "more than the limit of 999");
+  EXPECT_EQ(read_file_bytes(dir / "big", 1000).size(), 1000u);
+}
+
+TEST(HostileFiles, GzipInflatesNoFurtherThanTheHeaderDeclares) {
+  TempDir dir;
+  // 10 labels declared, 64 MiB of zeros behind them: a few KB compressed.
+  write_file_atomically(dir / "bomb.gz", gzip(idx_labels(10) + std::string(64 << 20, '\0')));
+  EXPECT_LT(std::filesystem::file_size(dir / "bomb.gz"), 200000u);
+  EXPECT_ERROR_HAS(data::read_idx(dir / "bomb.gz", data::kIdxLabelsMagic), "trailing bytes after the declared data");
+  EXPECT_LE(data::read_file_maybe_gzip(dir / "bomb.gz").size(), 4 + 4 + 10 + 1u);
+  // A header that declares more than the limit is refused before its data is inflated.
+  std::string huge = {0, 0, 8, 3, char(0xff), char(0xff), char(0xff), char(0xff), 0, 0, 1, 0, 0, 0, 1, 0};
+  write_file_atomically(dir / "huge.gz", gzip(huge + std::string(1 << 20, '\0')));
+  EXPECT_ERROR_HAS(data::read_idx(dir / "huge.gz", data::kIdxImagesMagic), "declares more than");
+}
+
+TEST(HostileFiles, GzipMembersAndWhatFollowsThem) {
+  TempDir dir;
+  const std::string labels = idx_labels(100);
+  // gzip writes several members when files are concatenated; all are part of the file.
+  write_file_atomically(dir / "two.gz", gzip(labels.substr(0, 30)) + gzip(labels.substr(30)));
+  EXPECT_EQ(data::read_idx(dir / "two.gz", data::kIdxLabelsMagic).dims, std::vector<int64_t>{100});
+  write_file_atomically(dir / "junk.gz", gzip(labels) + "junk");
+  EXPECT_ERROR_HAS(data::read_idx(dir / "junk.gz", data::kIdxLabelsMagic), "4 bytes of garbage after the gzip data");
+  const std::string whole = gzip(labels);
+  write_file_atomically(dir / "cut.gz", whole.substr(0, whole.size() - 9));
+  EXPECT_ERROR_HAS(data::read_idx(dir / "cut.gz", data::kIdxLabelsMagic), "truncated gzip stream");
+}
+
+TEST(HostileFiles, DeeplyNestedPickleIsRefused) {
+  TempDir dir;
+  // None wrapped in a million one-element tuples: LibTorch's archive, a hostile data.pkl.
+  std::string pickle = "\x80\x02N" + std::string(1000000, '\x85') + ".";
+  {
+    caffe2::serialize::PyTorchStreamWriter writer((dir / "deep.pt").string());
+    writer.writeRecord("data.pkl", pickle.data(), pickle.size());
+    writer.writeEndOfFile();
+  }
+  EXPECT_ERROR_HAS(checkpoint::read_state_dict(dir / "deep.pt"), "nested more than 100 levels deep");
+}
+
+TEST(HostileSettings, JsonValuesMustHaveTheExactTypeAndRange) {
+  auto apply = [](const char* text) {
+    run::TrainOptions o;
+    run::apply_settings(o, nlohmann::json::parse(text), "c.json");
+    run::validate(o, "c.json");
+  };
+  EXPECT_ERROR_HAS(apply(R"({"epochs": 1.5})"), "c.json: setting 'epochs' has the wrong type or range (1.5)");
+  EXPECT_ERROR_HAS(apply(R"({"batch_size": 64.9})"), "setting 'batch_size' has the wrong type");
+  EXPECT_ERROR_HAS(apply(R"({"seed": -1})"), "setting 'seed' has the wrong type or range (-1)");
+  EXPECT_ERROR_HAS(apply(R"({"threads": 4294967296})"), "setting 'threads' has the wrong type or range");
+  EXPECT_ERROR_HAS(apply(R"({"threads": 100000})"),
+                   "c.json: --threads must be 0 (all cores) or a count from 0 to 1024");
+  EXPECT_ERROR_HAS(apply(R"({"epochs": 1000000000})"), "--epochs must be an integer from 1 to 100000");
+  EXPECT_ERROR_HAS(apply(R"({"exact": 1})"), "setting 'exact' has the wrong type");
+  EXPECT_EQ(error_of([&] { apply(R"({"lr": 1, "epochs": 3, "seed": 18446744073709551615})"); }), "no error");
+}
+
+TEST(HostileSettings, FlagTextMustBeAValueOfTheSettingsType) {
+  const auto& table = run::settings();
+  auto flag = [&](const char* key, const std::string& text) {
+    const auto it =
+        std::find_if(table.begin(), table.end(), [&](const run::Setting& s) { return s.key == std::string(key); });
+    run::TrainOptions o;
+    run::set_from_text(*it, o, text);
+    return o;
+  };
+  EXPECT_ERROR_HAS(flag("epochs", "18446744073709551616"), "--epochs: '18446744073709551616' is not an integer");
+  EXPECT_ERROR_HAS(flag("epochs", "1.5"), "--epochs: '1.5' is not an integer");
+  EXPECT_ERROR_HAS(flag("seed", "-1"), "--seed: '-1' is not an integer");
+  EXPECT_ERROR_HAS(flag("lr", "fast"), "--lr: 'fast' is not a number");
+  EXPECT_ERROR_HAS(flag("lr", "1e999"), "--lr: '1e999' is not a number");
+  EXPECT_EQ(flag("seed", "18446744073709551615").seed, 18446744073709551615ull);
+  EXPECT_EQ(flag("lr", "0.25").optimizer.lr, 0.25);
+  EXPECT_EQ(flag("model", "mlp").model, "mlp");
+}
+
+TEST(HostileSettings, SweepsAreBoundedAndNameTheFile) {
+  nlohmann::json grid = nlohmann::json::object();
+  for (const char* key : {"lr", "momentum", "gamma", "weight_decay", "label_smoothing", "rotation", "aug_rotate"}) {
+    grid[key] = nlohmann::json::array();
+    for (int i = 0; i < 10; ++i) grid[key].push_back(0.01 * (i + 1));
+  }
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_ERROR_HAS(run::sweep_trials({{"grid", grid}}, "s.json"), "s.json: the grid has more than 10000 combinations");
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+  EXPECT_ERROR_HAS(run::sweep_trials(nlohmann::json::parse(R"({"random": {"trials": 1.5, "space": {}}})"), "s.json"),
+                   "s.json: \"random.trials\" must be an integer");
+  EXPECT_ERROR_HAS(
+      run::sweep_trials(nlohmann::json::parse(R"({"random": {"trials": 2, "seed": "x", "space": {}}})"), "s.json"),
+      "s.json: \"random.seed\"");
+  EXPECT_ERROR_HAS(run::sweep_trials(nlohmann::json::parse(R"({"base": [1], "grid": {"lr": [0.1]}})"), "s.json"),
+                   "s.json: \"base\" must be an object");
+  EXPECT_ERROR_HAS(run::sweep_trials(nlohmann::json::parse(R"({"grid": {"epochs": [2.5]}})"), "s.json"),
+                   "s.json: setting 'epochs' has the wrong type");
+}
+
+TEST(HostileTraining, ANonFiniteLossStopsTraining) {
+  torch::manual_seed(0);
+  auto model = models::make_model("lenet");
+  auto optimizer = train::make_optimizer({}, model->parameters());
+  torch::Tensor x = torch::randn({8, 1, 28, 28});
+  x[3][0][5][5] = std::numeric_limits<float>::quiet_NaN();
+  const torch::Tensor y = torch::zeros({8}, torch::kLong);
+  EXPECT_ERROR_HAS(train::train_epoch(*model, *optimizer, x, y, torch::arange(8), 4, torch::kCPU),
+                   "training diverged: the loss is nan at step 1");
+}
+
+TEST(HostileFiles, OnlyConvkitsOwnModelJsonIsTakenForIt) {
+  TempDir dir;
+  write_file_atomically(dir / "model.json",
+                        R"({"model": "mlp", "num_classes": 10, "normalization": {"mean": 0.9, "std": 0.1}})");
+  EXPECT_FALSE(checkpoint::read_checkpoint_info(dir / "model.pt").has_value());  // no "format": not convkit's
+  write_file_atomically(dir / "model.json", "not json at all");
+  EXPECT_FALSE(checkpoint::read_checkpoint_info(dir / "model.pt").has_value());
+  checkpoint::write_checkpoint_info(dir / "model.pt", {"mlp", 10, 0.25f, 0.5f});
+  EXPECT_EQ(checkpoint::read_checkpoint_info(dir / "model.pt")->model, "mlp");
+}
