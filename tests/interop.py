@@ -5,7 +5,8 @@
    (`model.load_state_dict(torch.load(path))`) and evaluates the test set to the same
    accuracy and loss as `convkit eval`.
 2. Python re-saves that model with `torch.save(model.state_dict(), path)` (an OrderedDict with
-   `_metadata`) beside a copy of model.json; convkit evaluates it to the same numbers.
+   `_metadata`) beside a copy of model.json, and with pickle protocols 4 and 5; convkit
+   evaluates each to the same numbers.
 3. The Python tutorial trains and saves its own checkpoint; `convkit eval --model` reads it and
    reports the tutorial's own test numbers.
 """
@@ -82,6 +83,13 @@ def main():
         back = convkit_eval(args.convkit, resaved)
         check("Python-saved copy in convkit: test acc", back["test_acc"], ck["test_acc"], 0, failures)
         check("Python-saved copy in convkit: rotated acc", back["rotated_test_acc"], ck["rotated_test_acc"], 0, failures)
+        # torch.save with newer pickle protocols (STACK_GLOBAL, FRAME, MEMOIZE), as torch.load reads them.
+        for protocol in (4, 5):
+            path = os.path.join(tmp, "resaved", f"protocol{protocol}.pt")
+            torch.save(model.state_dict(), path, pickle_protocol=protocol)
+            shutil.copyfile(os.path.join(run, "model.json"), path[:-len(".pt")] + ".json")
+            got = convkit_eval(args.convkit, path)
+            check(f"pickle protocol {protocol} in convkit: test acc", got["test_acc"], ck["test_acc"], 0, failures)
 
         # 3. A checkpoint the Python tutorial trained and saved itself.
         py_ckpt = os.path.join(tmp, "tut1-model.pt")

@@ -131,3 +131,19 @@ TEST(Faults, AbsurdCountsAreRefusedAtParseTime) {
   expect_one_line_error(run_convkit("eval --checkpoint x.pt --seed -1"), "--seed");
   expect_one_line_error(run_convkit("sweep s.json --jobs 100000"), "--jobs");
 }
+
+TEST(Faults, AFullDiskIsAnErrorAndLeavesNoHalfFile) {
+  TempDir dir;
+  std::filesystem::create_directories(dir / "disk");
+  // 400 KB: room for model.pt (about 180 KB) but not for resume.pt (about 550 KB) beside it.
+  const std::string mount = "mount -t tmpfs -o size=400k convkit-test " + (dir / "disk").string() + " 2>/dev/null";
+  if (std::system(mount.c_str()) != 0) GTEST_SKIP() << "cannot mount a small tmpfs here (needs root and mount rights)";
+  struct Unmount {
+    std::string dir;
+    ~Unmount() { EXPECT_EQ(std::system(("umount " + dir).c_str()), 0); }
+  } unmount{(dir / "disk").string()};
+  const RunOutput r = run_convkit(kRun + "--epochs 2 --out " + (dir / "disk" / "run").string());
+  expect_one_line_error(r, "resume.pt: write failed (disk full?)");
+  EXPECT_FALSE(has_temp_files(dir / "disk"));
+  EXPECT_NO_THROW(checkpoint::read_state_dict(dir / "disk" / "run" / "model.pt"));
+}

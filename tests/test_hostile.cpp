@@ -12,6 +12,7 @@
 #include "checkpoint/model_info.h"
 #include "checkpoint/state_dict.h"
 #include "data/idx.h"
+#include "data/image.h"
 #include "models/registry.h"
 #include "run/options.h"
 #include "run/settings.h"
@@ -193,4 +194,15 @@ TEST(HostileFiles, OnlyConvkitsOwnModelJsonIsTakenForIt) {
   EXPECT_FALSE(checkpoint::read_checkpoint_info(dir / "model.pt").has_value());
   checkpoint::write_checkpoint_info(dir / "model.pt", {"mlp", 10, 0.25f, 0.5f});
   EXPECT_EQ(checkpoint::read_checkpoint_info(dir / "model.pt")->model, "mlp");
+}
+
+TEST(HostileFiles, ImagesAreBoundedBeforeTheyAreDecoded) {
+  TempDir dir;
+  // 30 KB of pixels that would pad into a 30000 x 30000 square (3.6 GB as floats).
+  data::write_grey_png(dir / "thin.png", {1, 30000, std::vector<uint8_t>(30000, 200)});
+  EXPECT_ERROR_HAS(data::read_grey_image(dir / "thin.png"), "thin.png: image of 1x30000 pixels is too large");
+  write_file_atomically(dir / "cut.png", "\x89PNG\r\n");
+  EXPECT_ERROR_HAS(data::read_grey_image(dir / "cut.png"), "cut.png: cannot decode image");
+  data::write_grey_png(dir / "fine.png", {40, 30, std::vector<uint8_t>(1200, 7)});
+  EXPECT_EQ(data::read_grey_image(dir / "fine.png").height, 30);
 }

@@ -107,6 +107,12 @@ class Unpickler {
         case 'c':
           global();
           break;
+        case 0x93:
+          stack_global();
+          break;  // STACK_GLOBAL (protocol 4)
+        case 0x8d:
+          push_string(uint_le(8));
+          break;  // BINUNICODE8 (protocol 4)
         case ')':
           push(make(Value::Kind::Tuple));
           break;  // EMPTY_TUPLE
@@ -235,6 +241,15 @@ class Unpickler {
     auto v = make(Value::Kind::Global);
     v->s = line();
     v->s += "." + line();
+    push(v);
+  }
+
+  // Protocol 4's GLOBAL: the module and the name are strings on the stack.
+  void stack_global() {
+    const ValuePtr name = pop(), module = pop();
+    if (module->kind != Value::Kind::String || name->kind != Value::Kind::String) fail("STACK_GLOBAL needs two strings");
+    auto v = make(Value::Kind::Global);
+    v->s = module->s + "." + name->s;
     push(v);
   }
 

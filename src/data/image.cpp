@@ -11,8 +11,16 @@
 namespace convkit::data {
 
 GreyImage read_grey_image(const std::filesystem::path& file) {
-  const std::vector<uint8_t> bytes = read_file_bytes(file);
+  const std::vector<uint8_t> bytes = read_file_bytes(file, kMaxImageFileBytes);
   int w = 0, h = 0, channels = 0;
+  // The size from the header first: a small file may declare an enormous picture, and
+  // to_mnist_pixels pads it to a square of its longer side.
+  if (stbi_info_from_memory(bytes.data(), static_cast<int>(bytes.size()), &w, &h, &channels) &&
+      static_cast<uint64_t>(std::max(w, h)) * static_cast<uint64_t>(std::max(w, h)) > kMaxImagePixels) {
+    throw file_error(file.string(), "image of " + std::to_string(w) + "x" + std::to_string(h) +
+                                        " pixels is too large (its square may have at most " +
+                                        std::to_string(kMaxImagePixels) + " pixels)");
+  }
   uint8_t* data = stbi_load_from_memory(bytes.data(), static_cast<int>(bytes.size()), &w, &h, &channels, 1);
   if (!data) {
     const char* reason = stbi_failure_reason();  // may be null

@@ -16,7 +16,12 @@ struct GreyImage {
   std::vector<uint8_t> pixels;  // row-major, 0 = black
 };
 
-// Any size, colour or grey; an Error naming the file when it cannot be decoded.
+// Bounds on what is decoded: the file's size, and the square the picture is padded to.
+inline constexpr uint64_t kMaxImageFileBytes = uint64_t{256} << 20;
+inline constexpr uint64_t kMaxImagePixels = uint64_t{1} << 26;  // 8192 x 8192
+
+// Any size within those bounds, colour or grey; an Error naming the file when it cannot be
+// decoded or is too large.
 GreyImage read_grey_image(const std::filesystem::path& file);
 
 // Writes an 8-bit grey PNG atomically.

@@ -20,12 +20,20 @@ std::vector<RotationPoint> accuracy_vs_rotation(models::ClassifierImpl& model, c
   const int64_t n = pixels.size(0);
   std::vector<RotationPoint> curve;
   for (double angle : angles) {
-    const torch::Tensor rotated = angle == 0 ? pixels : data::rotate(pixels, torch::full({n}, angle, torch::kDouble));
+    PixelTransform rotation;
+    if (angle != 0) {
+      rotation = [angle](const torch::Tensor& batch) {
+        return data::rotate(batch, torch::full({batch.size(0)}, angle, torch::kDouble));
+      };
+    }
     int64_t correct = 0;
-    forward_in_batches(model, rotated, norm, device, [&](int64_t start, const models::Output& out) {
-      const torch::Tensor labels = test.labels.slice(0, start, start + out.logits.size(0));
-      correct += out.logits.argmax(1).cpu().eq(labels).sum().item<int64_t>();
-    });
+    forward_in_batches(
+        model, pixels, norm, device,
+        [&](int64_t start, const models::Output& out) {
+          const torch::Tensor labels = test.labels.slice(0, start, start + out.logits.size(0));
+          correct += out.logits.argmax(1).cpu().eq(labels).sum().item<int64_t>();
+        },
+        kInferenceBatch, rotation);
     curve.push_back({angle, static_cast<double>(correct) / n});
   }
   return curve;
