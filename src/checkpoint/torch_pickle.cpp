@@ -247,7 +247,8 @@ class Unpickler {
   // Protocol 4's GLOBAL: the module and the name are strings on the stack.
   void stack_global() {
     const ValuePtr name = pop(), module = pop();
-    if (module->kind != Value::Kind::String || name->kind != Value::Kind::String) fail("STACK_GLOBAL needs two strings");
+    if (module->kind != Value::Kind::String || name->kind != Value::Kind::String)
+      fail("STACK_GLOBAL needs two strings");
     auto v = make(Value::Kind::Global);
     v->s = module->s + "." + name->s;
     push(v);
