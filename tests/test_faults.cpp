@@ -147,3 +147,11 @@ TEST(Faults, AFullDiskIsAnErrorAndLeavesNoHalfFile) {
   EXPECT_FALSE(has_temp_files(dir / "disk"));
   EXPECT_NO_THROW(checkpoint::read_state_dict(dir / "disk" / "run" / "model.pt"));
 }
+
+TEST(Faults, ATrainingSetTooSmallToSplitIsRefused) {
+  TempDir dir;
+  write_synthetic_mnist(dir / "data", 1, 20, false);  // one training image: 0 to train on, 1 to validate
+  const RunOutput r =
+      run_convkit("train --quiet --data " + (dir / "data").string() + " --out " + (dir / "run").string());
+  expect_one_line_error(r, "has 1 training images: too few to split 90/10");
+}
