@@ -7,7 +7,7 @@ packages=(
   build-essential cmake ninja-build pkg-config time
   libtorch-dev libgloo-dev libopenblas0-pthread zlib1g-dev
   libcli11-dev nlohmann-json3-dev libstb-dev
-  libgtest-dev
+  libgtest-dev clang libfuzzer-14-dev libclang-rt-14-dev
   dataset-fashion-mnist
   libplplot-dev plplot-driver-cairo
   python3-torch python3-torchvision python3-pil

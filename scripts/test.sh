@@ -6,5 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 scripts/build.sh
+# The readers under libFuzzer with ASan and UBSan (a clang build of their own), unless a subset
+# of the tests was asked for.
+if [ $# -eq 0 ]; then scripts/fuzz.sh; fi
 cd build
 ctest --output-on-failure -j "$(nproc)" "$@"

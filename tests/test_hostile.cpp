@@ -206,3 +206,21 @@ TEST(HostileFiles, ImagesAreBoundedBeforeTheyAreDecoded) {
   data::write_grey_png(dir / "fine.png", {40, 30, std::vector<uint8_t>(1200, 7)});
   EXPECT_EQ(data::read_grey_image(dir / "fine.png").height, 30);
 }
+
+TEST(HostileFiles, ImagesTheFuzzerFoundAreRefusedWithoutHarm) {
+  // tests/fuzz/crashers/image: inputs on which Debian's stb_image 2.27 writes out of bounds
+  // (JPEG Huffman tables with more than 256 codes) or overflows an int (PNM sizes).
+  const std::filesystem::path dir = std::filesystem::path(CONVKIT_SOURCE_DIR) / "tests" / "fuzz" / "crashers" / "image";
+  int files = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    ++files;
+    const std::string name = entry.path().filename().string();
+    const std::string error = error_of([&] { data::read_grey_image(entry.path()); });
+    if (name.find("jpeg-huffman") != std::string::npos) {
+      EXPECT_NE(error.find("corrupt JPEG Huffman table"), std::string::npos) << name << ": " << error;
+    } else {
+      EXPECT_NE(error.find(name), std::string::npos) << name << ": " << error;  // an Error naming the file
+    }
+  }
+  EXPECT_GE(files, 3);
+}

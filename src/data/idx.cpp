@@ -77,18 +77,24 @@ uint64_t declared_size(const std::vector<uint8_t>& header) {
 
 }  // namespace
 
-std::vector<uint8_t> read_file_maybe_gzip(const std::filesystem::path& file) {
-  std::vector<uint8_t> raw = read_file_bytes(file, kMaxIdxBytes + kMaxIdxHeader);
+std::vector<uint8_t> maybe_gunzip(std::vector<uint8_t> raw, const std::string& name) {
   if (!is_gzip(raw.data(), raw.size())) return raw;
   // Inflate no more than the IDX header declares (plus a byte, so that trailing data is still
   // reported as such): a small file cannot inflate into all of memory.
-  const uint64_t declared = declared_size(gunzip(raw, file.string(), kMaxIdxHeader));
-  return gunzip(raw, file.string(), declared > 0 ? declared + 1 : kMaxIdxHeader);
+  const uint64_t declared = declared_size(gunzip(raw, name, kMaxIdxHeader));
+  return gunzip(raw, name, declared > 0 ? declared + 1 : kMaxIdxHeader);
+}
+
+std::vector<uint8_t> read_file_maybe_gzip(const std::filesystem::path& file) {
+  return maybe_gunzip(read_file_bytes(file, kMaxIdxBytes + kMaxIdxHeader), file.string());
 }
 
 IdxArray read_idx(const std::filesystem::path& file, uint32_t expected_magic) {
-  const std::string name = file.string();
-  std::vector<uint8_t> buf = read_file_maybe_gzip(file);
+  return parse_idx(read_file_bytes(file, kMaxIdxBytes + kMaxIdxHeader), file.string(), expected_magic);
+}
+
+IdxArray parse_idx(std::vector<uint8_t> bytes, const std::string& name, uint32_t expected_magic) {
+  std::vector<uint8_t> buf = maybe_gunzip(std::move(bytes), name);
   if (buf.size() < 4) throw file_error(name, "too short for an IDX header (" + std::to_string(buf.size()) + " bytes)");
 
   const uint32_t magic = read_be32(buf.data());

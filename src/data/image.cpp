@@ -1,43 +1,11 @@
 #include "data/image.h"
 
-#include <stb/stb_image.h>
-#include <stb/stb_image_write.h>
 #include <torch/torch.h>
 
 #include "data/dataset.h"
 #include "util/error.h"
-#include "util/files.h"
 
 namespace convkit::data {
-
-GreyImage read_grey_image(const std::filesystem::path& file) {
-  const std::vector<uint8_t> bytes = read_file_bytes(file, kMaxImageFileBytes);
-  int w = 0, h = 0, channels = 0;
-  // The size from the header first: a small file may declare an enormous picture, and
-  // to_mnist_pixels pads it to a square of its longer side.
-  if (stbi_info_from_memory(bytes.data(), static_cast<int>(bytes.size()), &w, &h, &channels) &&
-      static_cast<uint64_t>(std::max(w, h)) * static_cast<uint64_t>(std::max(w, h)) > kMaxImagePixels) {
-    throw file_error(file.string(), "image of " + std::to_string(w) + "x" + std::to_string(h) +
-                                        " pixels is too large (its square may have at most " +
-                                        std::to_string(kMaxImagePixels) + " pixels)");
-  }
-  uint8_t* data = stbi_load_from_memory(bytes.data(), static_cast<int>(bytes.size()), &w, &h, &channels, 1);
-  if (!data) {
-    const char* reason = stbi_failure_reason();  // may be null
-    throw file_error(file.string(), std::string("cannot decode image (") + (reason ? reason : "unknown reason") + ")");
-  }
-  GreyImage image{w, h, std::vector<uint8_t>(data, data + static_cast<size_t>(w) * h)};
-  stbi_image_free(data);
-  return image;
-}
-
-void write_grey_png(const std::filesystem::path& file, const GreyImage& image) {
-  write_atomically_via(file, [&](const std::filesystem::path& tmp) {
-    if (!stbi_write_png(tmp.string().c_str(), image.width, image.height, 1, image.pixels.data(), image.width)) {
-      throw file_error(file.string(), "cannot write PNG");
-    }
-  });
-}
 
 Invert parse_invert(const std::string& value) {
   if (value == "auto") return Invert::Auto;
