@@ -12,7 +12,10 @@ CXX=clang++ cmake -S tests/fuzz -B build-fuzz -G Ninja -DFUZZ_SECONDS="$seconds"
 cmake --build build-fuzz >> build-fuzz.log || { cat build-fuzz.log; exit 1; }
 cd build-fuzz
 if [ $# -ge 1 ]; then
-  exec ctest --output-on-failure -R "^fuzz_$1\$"
+  # Directly, so that libFuzzer's progress and final statistics are shown.
+  mkdir -p "corpus/$1"
+  exec "./fuzz_$1" -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 \
+    "corpus/$1" "../tests/fuzz/corpus/$1"
 fi
 # Each target of the suite's label; fuzz_image is not among them (see tests/fuzz/CMakeLists.txt).
 exec ctest --output-on-failure -L fuzz
