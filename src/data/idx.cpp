@@ -85,10 +85,6 @@ std::vector<uint8_t> maybe_gunzip(std::vector<uint8_t> raw, const std::string& n
   return gunzip(raw, name, declared > 0 ? declared + 1 : kMaxIdxHeader);
 }
 
-std::vector<uint8_t> read_file_maybe_gzip(const std::filesystem::path& file) {
-  return maybe_gunzip(read_file_bytes(file, kMaxIdxBytes + kMaxIdxHeader), file.string());
-}
-
 IdxArray read_idx(const std::filesystem::path& file, uint32_t expected_magic) {
   return parse_idx(read_file_bytes(file, kMaxIdxBytes + kMaxIdxHeader), file.string(), expected_magic);
 }

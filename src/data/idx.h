@@ -19,18 +19,15 @@ struct IdxArray {
   std::vector<uint8_t> bytes;  // row-major, product(dims) bytes
 };
 
-// Whole file contents, transparently gunzipped when it starts with the gzip magic (one member
-// or several, nothing after them), inflated no further than the IDX header it starts with
-// declares: the caller reports a size that does not match.
-std::vector<uint8_t> read_file_maybe_gzip(const std::filesystem::path& file);
-
 // Parses and validates an IDX file whose magic must equal `expected_magic`.
 IdxArray read_idx(const std::filesystem::path& file, uint32_t expected_magic);
 
 // The same for the file's contents (raw or gzip); errors name `name`.
 IdxArray parse_idx(std::vector<uint8_t> bytes, const std::string& name, uint32_t expected_magic);
 
-// `raw` gunzipped when it starts with the gzip magic, as read_file_maybe_gzip does.
+// `raw` gunzipped when it starts with the gzip magic (one member or several, nothing after
+// them), inflated no further than the IDX header it starts with declares: parse_idx reports a
+// size that does not match.
 std::vector<uint8_t> maybe_gunzip(std::vector<uint8_t> raw, const std::string& name);
 
 // `dir/stem` or `dir/stem.gz`, whichever exists; an Error naming both when neither does.

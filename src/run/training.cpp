@@ -124,14 +124,18 @@ train::StepSettings step_settings(const TrainOptions& options, data::Normalizati
   return s;
 }
 
+// Optimiser steps in one epoch: the batches of the training split, the last one short.
+int64_t steps_per_epoch(const TrainOptions& options, const TrainingData& d) {
+  return (d.split.train.size(0) + options.batch_size - 1) / options.batch_size;
+}
+
 // One epoch as the tutorial's loop runs it: a fresh shuffle, train, then validate.
 train::EpochRecord run_epoch(int64_t epoch, const TrainOptions& options, const TrainingData& d, Network& net,
                              train::StepSettings& steps, const torch::Device& device) {
   const Stopwatch clock;
   train::draw_loader_base_seed();
   const torch::Tensor order = d.split.train.index_select(0, train::random_sampler_order(d.split.train.size(0)));
-  const int64_t steps_per_epoch = (d.split.train.size(0) + options.batch_size - 1) / options.batch_size;
-  steps.first_step = (epoch - 1) * steps_per_epoch;
+  steps.first_step = (epoch - 1) * steps_per_epoch(options, d);
   train::EpochRecord record;
   record.epoch = epoch;
   record.train = train::train_epoch(*net.model, *net.optimizer, d.train_inputs, d.mnist.train.labels, order,
@@ -225,9 +229,8 @@ RunResult run_training(const TrainOptions& options, std::ostream& out) {
   RunState state = start_or_resume(options, run, *net.optimizer, data.norm, out);
   write_file_atomically(run.settings(), settings_json(options, threads).dump(2) + "\n");
 
-  const int64_t steps_per_epoch = (data.split.train.size(0) + options.batch_size - 1) / options.batch_size;
-  const train::LrSchedule schedule(options.schedule, options.optimizer.lr, steps_per_epoch,
-                                   options.epochs * steps_per_epoch);
+  const int64_t epoch_steps = steps_per_epoch(options, data);
+  const train::LrSchedule schedule(options.schedule, options.optimizer.lr, epoch_steps, options.epochs * epoch_steps);
   train::StepSettings steps =
       step_settings(options, data.norm, net, options.schedule.name == "none" ? nullptr : &schedule);
   bool stopped = options.resume && stops_early(options, state, out);  // it stopped early before
