@@ -10,6 +10,8 @@ packages=(
   libgtest-dev clang libfuzzer-14-dev libclang-rt-14-dev
   dataset-fashion-mnist
   libplplot-dev plplot-driver-cairo
+  libonnx-dev libprotobuf-dev python3-onnx
+  libopencv-dnn-dev libopencv-imgcodecs-dev python3-opencv
   python3-torch python3-torchvision python3-pil
   chromium
 )

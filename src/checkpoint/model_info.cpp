@@ -21,7 +21,8 @@ void write_checkpoint_info(const std::filesystem::path& checkpoint, const Checkp
   nlohmann::json j = {{"format", kFormat},
                       {"model", info.model},
                       {"num_classes", info.num_classes},
-                      {"normalization", {{"mean", info.mean}, {"std", info.std}}}};
+                      {"normalization", {{"mean", info.mean}, {"std", info.std}}},
+                      {"classes", info.classes}};
   write_file_atomically(info_path_for(checkpoint), j.dump(2) + "\n");
 }
 
@@ -43,6 +44,10 @@ std::optional<CheckpointInfo> read_checkpoint_info(const std::filesystem::path& 
     info.num_classes = j.at("num_classes").get<int64_t>();
     info.mean = j.at("normalization").at("mean").get<float>();
     info.std = j.at("normalization").at("std").get<float>();
+    if (j.contains("classes")) info.classes = j.at("classes").get<std::vector<std::string>>();
+    if (static_cast<int64_t>(info.classes.size()) != info.num_classes)
+      throw file_error(path.string(), "invalid checkpoint info: " + std::to_string(info.classes.size()) +
+                                          " class names for " + std::to_string(info.num_classes) + " classes");
     return info;
   } catch (const nlohmann::json::exception& e) {
     throw file_error(path.string(), std::string("invalid checkpoint info: ") + e.what());

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "data/dataset.h"
 
@@ -13,7 +14,8 @@ namespace convkit::checkpoint {
 struct CheckpointInfo {
   std::string model;  // a name make_model accepts
   int64_t num_classes = data::kNumClasses;
-  float mean = 0.f, std = 1.f;  // normalisation the network was trained with
+  float mean = 0.f, std = 1.f;                             // normalisation the network was trained with
+  std::vector<std::string> classes = data::class_names();  // index = label; older files: FashionMNIST's
 };
 
 std::filesystem::path info_path_for(const std::filesystem::path& checkpoint);

@@ -8,6 +8,7 @@ namespace convkit::cli {
 
 void add_train_command(CLI::App& app);
 void add_eval_command(CLI::App& app);
+void add_export_command(CLI::App& app);
 // predict and sweep report failures of single images or trials through `exit_code`.
 void add_predict_command(CLI::App& app, int& exit_code);
 void add_report_command(CLI::App& app);

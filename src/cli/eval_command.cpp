@@ -4,6 +4,8 @@
 
 #include "cli/commands.h"
 #include "data/dataset.h"
+#include "data/npy.h"
+#include "eval/batched_forward.h"
 #include "eval/load_model.h"
 #include "eval/test_sets.h"
 #include "models/registry.h"
@@ -16,7 +18,7 @@ namespace convkit::cli {
 namespace {
 
 struct EvalOptions {
-  std::string checkpoint, model;
+  std::string checkpoint, model, logits_file;
   std::string data_dir = run::TrainOptions{}.data_dir;
   std::string device = run::TrainOptions{}.device;
   double rotation = run::TrainOptions{}.rotation;
@@ -27,6 +29,16 @@ struct EvalOptions {
   bool json = false, exact = false;
 };
 
+// The logits [N, classes] of the (unrotated) test images, for comparisons outside convkit.
+void write_test_logits(const std::string& file, eval::LoadedModel& loaded, const data::Split& test,
+                       const torch::Device& device) {
+  torch::Tensor logits = torch::empty({test.images.size(0), loaded.info.num_classes});
+  eval::forward_in_batches(
+      *loaded.model, test.images, loaded.normalization(), device,
+      [&](int64_t start, const models::Output& out) { logits.narrow(0, start, out.logits.size(0)).copy_(out.logits); });
+  data::write_npy(file, logits);
+}
+
 void run_eval(const EvalOptions& o) {
   if (!(o.rotation >= 0 && o.rotation <= 180)) throw Error("--rotation must be between 0 and 180 degrees");
   configure_threads(o.threads);
@@ -35,6 +47,7 @@ void run_eval(const EvalOptions& o) {
   loaded.model->set_exact(o.exact);
   loaded.model->to(device);
   const data::Split test = data::load_split(o.data_dir, data::kTestFiles, o.limit);
+  if (!o.logits_file.empty()) write_test_logits(o.logits_file, loaded, test, device);
   torch::manual_seed(o.seed);
   const auto r =
       eval::evaluate_test_sets(*loaded.model, test, loaded.normalization(), o.rotation, o.batch_size, device, !o.json);
@@ -76,6 +89,7 @@ void add_eval_command(CLI::App& app) {
       ->capture_default_str()
       ->check(CLI::Range(0, 1024));
   cmd->add_option("--device", o->device, "auto|cpu|cuda")->capture_default_str();
+  cmd->add_option("--logits", o->logits_file, "Also write the test images' logits [N, classes] as a .npy file");
   cmd->add_flag("--json", o->json, "Print one JSON object instead of the tutorial's lines");
   cmd->add_flag("--exact", o->exact, "LibTorch's kernels only (bit-identical to Python)");
   cmd->callback([o] { run_eval(*o); });

@@ -35,7 +35,7 @@ nlohmann::json predict_file(const std::string& file, eval::LoadedModel& loaded, 
   nlohmann::json top = nlohmann::json::array();
   for (int k = 0; k < top_k; ++k) {
     const int64_t c = indices[k].item<int64_t>();
-    top.push_back({{"class", c}, {"name", data::kClassNames[c]}, {"probability", values[k].item<float>()}});
+    top.push_back({{"class", c}, {"name", loaded.info.classes[c]}, {"probability", values[k].item<float>()}});
   }
   return {{"file", file},
           {"class", top[0]["class"]},

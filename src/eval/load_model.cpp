@@ -18,7 +18,7 @@ LoadedModel load_model(const std::filesystem::path& checkpoint, const std::strin
   if (!info) {
     const data::Split train = data::load_split(data_dir, data::kTrainFiles);
     const data::Normalization norm = data::normalization_from(train.images);
-    info = checkpoint::CheckpointInfo{model_name, data::kNumClasses, norm.mean, norm.std};
+    info = checkpoint::CheckpointInfo{model_name, data::kNumClasses, norm.mean, norm.std, data::class_names()};
   }
   if (!model_name.empty()) info->model = model_name;
   LoadedModel loaded{models::make_model(info->model, info->num_classes), *info};

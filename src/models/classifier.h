@@ -8,6 +8,8 @@
 
 #include <memory>
 
+#include "models/inference_graph.h"
+
 namespace convkit::models {
 
 // What every classifier returns: the logits and the hidden representation the tutorial
@@ -20,6 +22,10 @@ struct Output {
 class ClassifierImpl : public torch::nn::Module {
  public:
   virtual Output forward(const torch::Tensor& x) = 0;
+
+  // The inference pass as standard operations on this module's named parameters and buffers
+  // (models/inference_graph.h), for the exporters.
+  virtual InferenceGraph inference_graph() const = 0;
 
   // Exact: LibTorch's own kernels only, bit-identical to the Python tutorial. Otherwise (the
   // default) conv -> 2x2 max-pool -> ReLU blocks and linear -> ReLU layers run as single fused

@@ -20,9 +20,9 @@ torch::Tensor activate(const std::string& name, const torch::Tensor& x) {
   if (name == "relu") return torch::relu(x);
   if (name == "gelu") return torch::gelu(x);
   if (name == "tanh") return torch::tanh(x);
-  if (name == "elu") return torch::elu(x);
+  if (name == "elu") return torch::elu(x, kEluAlpha);
   if (name == "silu") return torch::silu(x);
-  return torch::leaky_relu(x, 0.01);
+  return torch::leaky_relu(x, kLeakyReluSlope);
 }
 
 [[noreturn]] void bad(const std::string& spec, const std::string& token, const std::string& why) {
@@ -107,12 +107,12 @@ SpecNetImpl::SpecNetImpl(const std::string& spec, int64_t num_classes) {
   const std::vector<LayerSpec> layers = parse_spec(spec);
   for (size_t i = 0; i < layers.size(); ++i) {
     const LayerSpec& l = layers[i];
-    Step step{l, false, false, {}, {}};
+    Step step{l, false, false, {}, {}, {}};
     switch (l.kind) {
       case LayerSpec::Kind::Conv: {
         const bool next_is_mp2 =
             i + 1 < layers.size() && layers[i + 1].kind == LayerSpec::Kind::MaxPool && layers[i + 1].kernel == 2;
-        const std::string name = "conv" + std::to_string(++n_conv);
+        const std::string name = step.name = "conv" + std::to_string(++n_conv);
         auto conv = register_module(
             name,
             torch::nn::Conv2d(torch::nn::Conv2dOptions(channels, l.out, l.kernel).stride(l.stride).padding(l.padding)));
@@ -135,7 +135,7 @@ SpecNetImpl::SpecNetImpl(const std::string& spec, int64_t num_classes) {
         break;
       case LayerSpec::Kind::Dense: {
         if (!flat) features = channels * size * size, flat = true;
-        const std::string name = "fc_" + std::to_string(++n_fc);
+        const std::string name = step.name = "fc_" + std::to_string(++n_fc);
         step.module = torch::nn::AnyModule(register_module(name, torch::nn::Linear(features, l.out)));
         if (l.batch_norm)
           step.norm = torch::nn::AnyModule(register_module("bn_" + name, torch::nn::BatchNorm1d(l.out)));
@@ -151,6 +151,39 @@ SpecNetImpl::SpecNetImpl(const std::string& spec, int64_t num_classes) {
   }
   if (!flat) features = channels * size * size;
   fc_out = register_module("fc_out", torch::nn::Linear(features, num_classes));
+}
+
+InferenceGraph SpecNetImpl::inference_graph() const {
+  using K = InferenceOp::Kind;
+  InferenceGraph g;
+  g.classes = fc_out->options.out_features();
+  std::string activation = "relu";
+  bool flat = false;
+  for (const Step& step : steps_) {
+    const LayerSpec& l = step.layer;
+    switch (l.kind) {
+      case LayerSpec::Kind::Conv:
+      case LayerSpec::Kind::Dense:
+        if (l.kind == LayerSpec::Kind::Dense && !flat) g.ops.push_back(flatten_op()), flat = true;
+        g.ops.push_back(
+            layer_op(l.kind == LayerSpec::Kind::Conv ? K::Conv : K::Linear, step.name, l.kernel, l.stride, l.padding));
+        if (l.batch_norm) g.ops.push_back(batch_norm_op("bn_" + step.name));
+        g.ops.push_back(activation_op(activation));
+        break;
+      case LayerSpec::Kind::MaxPool:
+      case LayerSpec::Kind::AvgPool:
+        g.ops.push_back(pool_op(l.kind == LayerSpec::Kind::MaxPool ? K::MaxPool : K::AvgPool, l.kernel));
+        break;
+      case LayerSpec::Kind::Activation:
+        activation = l.activation;
+        break;
+      case LayerSpec::Kind::Dropout:  // the identity at inference
+        break;
+    }
+  }
+  if (!flat) g.ops.push_back(flatten_op());
+  g.ops.push_back(layer_op(K::Linear, "fc_out"));
+  return g;
 }
 
 Output SpecNetImpl::forward(const torch::Tensor& input) {

@@ -39,6 +39,7 @@ class SpecNetImpl : public ClassifierImpl {
   SpecNetImpl(const std::string& spec, int64_t num_classes);
   Output forward(const torch::Tensor& x) override;
   bool convolutions_fused() const override;
+  InferenceGraph inference_graph() const override;
 
  private:
   struct Step {
@@ -47,6 +48,7 @@ class SpecNetImpl : public ClassifierImpl {
     bool part_of_conv = false;    // the mp2 of such a pair
     torch::nn::AnyModule module;  // empty for activations and pools
     torch::nn::AnyModule norm;    // batch norm, when asked for
+    std::string name;             // the module's name (conv1, fc_2, ...); empty for pools and activations
   };
   std::vector<Step> steps_;
   torch::nn::Linear fc_out{nullptr};

@@ -23,6 +23,26 @@ Output LeNetImpl::forward(const torch::Tensor& input) {
   return {linear(*fc_3, x), h};
 }
 
+InferenceGraph LeNetImpl::inference_graph() const {
+  using K = InferenceOp::Kind;
+  const InferenceOp pool = pool_op(K::MaxPool, 2), relu = activation_op("relu");
+  InferenceGraph g;
+  g.classes = fc_3->options.out_features();
+  g.ops = {layer_op(K::Conv, "conv1", 5),
+           pool,
+           relu,
+           layer_op(K::Conv, "conv2", 5),
+           pool,
+           relu,
+           flatten_op(),
+           layer_op(K::Linear, "fc_1"),
+           relu,
+           layer_op(K::Linear, "fc_2"),
+           relu,
+           layer_op(K::Linear, "fc_3")};
+  return g;
+}
+
 MLPImpl::MLPImpl(int64_t input_dim, int64_t output_dim) {
   input_fc = register_module("input_fc", nn::Linear(input_dim, 250));
   hidden_fc = register_module("hidden_fc", nn::Linear(250, 100));
@@ -34,6 +54,20 @@ Output MLPImpl::forward(const torch::Tensor& input) {
   const torch::Tensor h_1 = linear(*input_fc, x, /*relu=*/true);
   const torch::Tensor h_2 = linear(*hidden_fc, h_1, /*relu=*/true);
   return {linear(*output_fc, h_2), h_2};
+}
+
+}  // namespace convkit::models
+
+namespace convkit::models {
+
+InferenceGraph MLPImpl::inference_graph() const {
+  using K = InferenceOp::Kind;
+  const InferenceOp relu = activation_op("relu");
+  InferenceGraph g;
+  g.classes = output_fc->options.out_features();
+  g.ops = {flatten_op(), layer_op(K::Linear, "input_fc"), relu, layer_op(K::Linear, "hidden_fc"),
+           relu,         layer_op(K::Linear, "output_fc")};
+  return g;
 }
 
 }  // namespace convkit::models

@@ -12,6 +12,7 @@ class LeNetImpl : public ClassifierImpl {
  public:
   explicit LeNetImpl(int64_t output_dim);
   Output forward(const torch::Tensor& x) override;
+  InferenceGraph inference_graph() const override;
 
   torch::nn::Conv2d conv1{nullptr}, conv2{nullptr};
   torch::nn::Linear fc_1{nullptr}, fc_2{nullptr}, fc_3{nullptr};
@@ -24,6 +25,7 @@ class MLPImpl : public ClassifierImpl {
  public:
   MLPImpl(int64_t input_dim, int64_t output_dim);
   Output forward(const torch::Tensor& x) override;
+  InferenceGraph inference_graph() const override;
 
   torch::nn::Linear input_fc{nullptr}, hidden_fc{nullptr}, output_fc{nullptr};
 };

@@ -93,7 +93,8 @@ RunState start_or_resume(const TrainOptions& options, const RunDir& run, torch::
                          data::Normalization norm, std::ostream& out) {
   RunState p;
   if (!options.resume) {
-    checkpoint::write_checkpoint_info(run.model(), {options.model, data::kNumClasses, norm.mean, norm.std});
+    checkpoint::write_checkpoint_info(run.model(),
+                                      {options.model, data::kNumClasses, norm.mean, norm.std, data::class_names()});
     return p;
   }
   p.point = checkpoint::load_resume_point(run.resume(), optimizer);
