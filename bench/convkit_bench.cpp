@@ -12,6 +12,7 @@
 #include "train/loop.h"
 #include "train/optimizer.h"
 #include "train/shards.h"
+#include "util/allocator.h"
 #include "util/runtime.h"
 
 using namespace convkit;
@@ -87,6 +88,7 @@ double step_ms(const Data& d, const std::string& model_name, int64_t batch, int 
 //        convkit_bench --epoch MODEL THREADS [--exact] [--quick]   one training epoch: {"seconds": s}
 // bench/run.py times each epoch configuration in a fresh process, as `convkit train` runs.
 int main(int argc, char** argv) {
+  convkit::configure_allocator();  // the policy convkit itself runs with
   const std::vector<std::string> args(argv + 1, argv + argc);
   const auto has = [&](const char* flag) { return std::find(args.begin(), args.end(), flag) != args.end(); };
   const bool quick = has("--quick");  // smoke run for tests

@@ -6,10 +6,12 @@
 #include <iostream>
 
 #include "cli/commands.h"
+#include "util/allocator.h"
 #include "util/error.h"
 #include "util/interrupt.h"
 
 int main(int argc, char** argv) {
+  convkit::configure_allocator();
   CLI::App app{"convkit: train, evaluate and explain convolutional image classifiers"};
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string("convkit ") + CONVKIT_VERSION);
