@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import zipfile
 
 import torch
 import torch.utils.data as data
@@ -90,6 +91,35 @@ def main():
             shutil.copyfile(os.path.join(run, "model.json"), path[:-len(".pt")] + ".json")
             got = convkit_eval(args.convkit, path)
             check(f"pickle protocol {protocol} in convkit: test acc", got["test_acc"], ck["test_acc"], 0, failures)
+        # Tensors saved from a GPU (their storages tagged 'cuda:0'): torch.load(map_location='cpu')
+        # reads them on a machine without one, and convkit loads them onto the CPU with a note.
+        cuda_saved = os.path.join(tmp, "resaved", "cuda_saved.pt")
+        real_location_tag = torch.serialization.location_tag
+        torch.serialization.location_tag = lambda storage: "cuda:0"
+        try:
+            torch.save(model.state_dict(), cuda_saved)
+        finally:
+            torch.serialization.location_tag = real_location_tag
+        check("cuda-saved archive in torch.load(map_location='cpu'): same keys",
+              len(torch.load(cuda_saved, map_location="cpu")), len(model.state_dict()), 0, failures)
+        shutil.copyfile(os.path.join(run, "model.json"), cuda_saved[:-len(".pt")] + ".json")
+        r = subprocess.run([args.convkit, "eval", "--checkpoint", cuda_saved, "--json"], capture_output=True, text=True)
+        noted = r.returncode == 0 and "tensors saved on cuda:0 were loaded onto the CPU" in r.stderr
+        print(("ok   " if noted else "FAIL ") + "cuda-saved archive in convkit: loads with a note: " + r.stderr.strip())
+        if not noted:
+            failures.append("cuda-saved note")
+        else:
+            check("cuda-saved archive in convkit: test acc", json.loads(r.stdout)["test_acc"], ck["test_acc"], 0, failures)
+        # The same archive re-packed with deflated records (as zip tools write it): torch.load reads
+        # it, and so does convkit, within its bound on inflated bytes.
+        deflated = os.path.join(tmp, "resaved", "deflated.pt")
+        with zipfile.ZipFile(resaved) as zin, zipfile.ZipFile(deflated, "w", zipfile.ZIP_DEFLATED) as zout:
+            for item in zin.infolist():
+                zout.writestr(item.filename, zin.read(item.filename))
+        check("deflated archive in torch.load: same keys", len(torch.load(deflated)), len(model.state_dict()), 0, failures)
+        shutil.copyfile(os.path.join(run, "model.json"), deflated[:-len(".pt")] + ".json")
+        got = convkit_eval(args.convkit, deflated)
+        check("deflated archive in convkit: test acc", got["test_acc"], ck["test_acc"], 0, failures)
 
         # 3. A checkpoint the Python tutorial trained and saved itself.
         py_ckpt = os.path.join(tmp, "tut1-model.pt")

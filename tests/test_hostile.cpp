@@ -7,6 +7,7 @@
 #include <zlib.h>
 
 #include <chrono>
+#include <functional>
 #include <nlohmann/json.hpp>
 
 #include "checkpoint/model_info.h"
@@ -194,6 +195,15 @@ TEST(HostileFiles, OnlyConvkitsOwnModelJsonIsTakenForIt) {
   EXPECT_FALSE(checkpoint::read_checkpoint_info(dir / "model.pt").has_value());
   checkpoint::write_checkpoint_info(dir / "model.pt", {"mlp", 10, 0.25f, 0.5f});
   EXPECT_EQ(checkpoint::read_checkpoint_info(dir / "model.pt")->model, "mlp");
+  EXPECT_EQ(checkpoint::read_checkpoint_info(dir / "model.pt")->classes, data::class_names());
+  // Convkit's, with class names that do not fit its class count.
+  write_file_atomically(dir / "model.json", R"({"format": "convkit-checkpoint-1", "model": "mlp", "num_classes": 10,
+      "normalization": {"mean": 0.2, "std": 0.3}, "classes": ["a", "b", "c"]})");
+  EXPECT_ERROR_HAS(checkpoint::read_checkpoint_info(dir / "model.pt"), "3 class names for 10 classes");
+  // Something there that cannot be read is reported by name, not taken for "no info".
+  std::filesystem::remove(dir / "model.json");
+  std::filesystem::create_directory(dir / "model.json");
+  EXPECT_ERROR_HAS(checkpoint::read_checkpoint_info(dir / "model.pt"), "model.json");
 }
 
 TEST(HostileFiles, ImagesAreBoundedBeforeTheyAreDecoded) {
@@ -223,4 +233,52 @@ TEST(HostileFiles, ImagesTheFuzzerFoundAreRefusedWithoutHarm) {
     }
   }
   EXPECT_GE(files, 3);
+}
+
+namespace {
+
+// A LeNet checkpoint whose central-directory entry for the record ending in `record` is
+// rewritten by `patch(method, uncompressed)`: what a hand-crafted archive would declare.
+std::filesystem::path patched_checkpoint(const TempDir& dir, const std::string& record,
+                                         const std::function<void(uint16_t&, uint32_t&)>& patch) {
+  const auto file = dir / "patched.pt";
+  checkpoint::save_state_dict(*models::make_model("lenet"), file);
+  std::vector<uint8_t> b = read_file_bytes(file);
+  for (size_t p = 0; p + 46 < b.size(); ++p) {
+    if (b[p] != 'P' || b[p + 1] != 'K' || b[p + 2] != 1 || b[p + 3] != 2) continue;
+    const size_t name_len = b[p + 28] | b[p + 29] << 8;
+    const std::string name(b.begin() + p + 46, b.begin() + p + 46 + name_len);
+    if (name.size() < record.size() || name.compare(name.size() - record.size(), record.size(), record) != 0) continue;
+    uint16_t method = b[p + 10] | b[p + 11] << 8;
+    uint32_t size = b[p + 24] | b[p + 25] << 8 | b[p + 26] << 16 | static_cast<uint32_t>(b[p + 27]) << 24;
+    patch(method, size);
+    b[p + 10] = method & 0xff, b[p + 11] = method >> 8;
+    for (int i = 0; i < 4; ++i) b[p + 24 + i] = static_cast<uint8_t>(size >> (8 * i));
+    write_file_atomically(file, std::string(b.begin(), b.end()));
+    return file;
+  }
+  ADD_FAILURE() << "no record " << record;
+  return file;
+}
+
+}  // namespace
+
+TEST(HostileFiles, CheckpointRecordsAreBoundedBeforeTheyAreRead) {
+  TempDir dir;
+  // A zip bomb: a record that declares it inflates to 3.75 GiB.
+  const auto bomb = patched_checkpoint(dir, "data/0", [](uint16_t& method, uint32_t& size) {
+    method = 8;
+    size = 0xf0000000u;
+  });
+  EXPECT_ERROR_HAS(checkpoint::read_state_dict(bomb), "would inflate the checkpoint's compressed records past 256 MiB");
+  // A stored record that claims more bytes than it holds.
+  const auto liar = patched_checkpoint(dir, "data.pkl", [](uint16_t&, uint32_t& size) { size += 4096; });
+  EXPECT_ERROR_HAS(checkpoint::read_state_dict(liar), "is stored but declares");
+  // Cut before its directory: no end record to find.
+  const auto whole = read_file_bytes(liar);
+  write_file_atomically(dir / "cut.pt", std::string(whole.begin(), whole.begin() + whole.size() / 2));
+  EXPECT_ERROR_HAS(checkpoint::read_state_dict(dir / "cut.pt"), "cut.pt");
+  // The untouched archive still loads.
+  checkpoint::save_state_dict(*models::make_model("lenet"), dir / "fine.pt");
+  EXPECT_EQ(checkpoint::read_state_dict(dir / "fine.pt").size(), 10u);
 }

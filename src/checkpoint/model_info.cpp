@@ -31,12 +31,10 @@ std::optional<CheckpointInfo> read_checkpoint_info(const std::filesystem::path& 
   if (!std::filesystem::exists(path)) return std::nullopt;
   // Only convkit's own file, recognised by its format key: any other JSON that happens to sit
   // beside a checkpoint (a Python script's, another tool's) is none of its business.
-  nlohmann::json j;
-  try {
-    j = read_json_file(path);
-  } catch (const Error&) {
-    return std::nullopt;
-  }
+  // A file there that cannot be read is reported (it may well be convkit's); one that is not
+  // JSON is not convkit's, and is left alone.
+  const std::vector<uint8_t> bytes = read_file_bytes(path, kMaxJsonBytes);
+  const nlohmann::json j = nlohmann::json::parse(bytes.begin(), bytes.end(), nullptr, /*allow_exceptions=*/false);
   if (!j.is_object() || j.value("format", std::string()) != kFormat) return std::nullopt;
   try {
     CheckpointInfo info;

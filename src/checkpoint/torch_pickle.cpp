@@ -4,11 +4,15 @@
 #include <torch/torch.h>
 
 #include <cstring>
+#include <iostream>
 #include <map>
 #include <memory>
+#include <set>
 
+#include "checkpoint/zip_directory.h"
 #include "util/error.h"
 #include "util/files.h"
+#include "util/format.h"
 
 namespace convkit::checkpoint {
 namespace {
@@ -382,6 +386,9 @@ class Unpickler {
     const auto dtype = storage_dtype(t[1]->s);
     if (!dtype) fail("unsupported storage type '" + t[1]->s + "'");
     const int64_t numel = as_int(t[4], "storage size");
+    // Saved from a GPU ('cuda:0') or elsewhere: the bytes are the same, so they load onto the
+    // CPU, as torch.load's map_location='cpu' does.
+    if (t[3]->kind == Value::Kind::String && t[3]->s != "cpu") foreign_locations_.insert(t[3]->s);
     const std::string record = "data/" + t[2]->s;
     if (!zip_.hasRecord(record)) fail("missing record '" + record + "'");
     auto [ptr, nbytes] = zip_.getRecord(record);
@@ -397,6 +404,10 @@ class Unpickler {
     push(v);
   }
 
+ public:
+  std::set<std::string> foreign_locations_;  // devices other than the CPU the tensors were saved on
+
+ private:
   std::string name_;
   const std::vector<uint8_t>& data_;
   caffe2::serialize::PyTorchStreamReader& zip_;
@@ -410,6 +421,7 @@ class Unpickler {
 std::vector<std::pair<std::string, torch::Tensor>> read_torch_state_dict(const std::filesystem::path& file) {
   const std::string name = file.string();
   require_regular_file(file);
+  check_record_sizes(read_zip_directory(file), name);
   std::unique_ptr<caffe2::serialize::PyTorchStreamReader> zip;
   std::vector<uint8_t> pickle;
   try {
@@ -423,10 +435,16 @@ std::vector<std::pair<std::string, torch::Tensor>> read_torch_state_dict(const s
   }
 
   ValuePtr root;
+  Unpickler unpickler(name, pickle, *zip);
   try {
-    root = Unpickler(name, pickle, *zip).run();
+    root = unpickler.run();
   } catch (const c10::Error& e) {
     throw file_error(name, "corrupt checkpoint (" + first_line(e.what_without_backtrace()) + ")");
+  }
+  if (!unpickler.foreign_locations_.empty()) {
+    std::cerr << "convkit: note: " << name << ": tensors saved on "
+              << join({unpickler.foreign_locations_.begin(), unpickler.foreign_locations_.end()})
+              << " were loaded onto the CPU (as torch.load with map_location='cpu')\n";
   }
   if (root->kind != Value::Kind::Dict)
     throw file_error(name, "checkpoint does not hold a state_dict (a dict of tensors)");
