@@ -110,6 +110,14 @@ def main():
             failures.append("cuda-saved note")
         else:
             check("cuda-saved archive in convkit: test acc", json.loads(r.stdout)["test_acc"], ck["test_acc"], 0, failures)
+        # The legacy (pre-1.6) format is refused with an error that says how to convert it.
+        legacy = os.path.join(tmp, "resaved", "legacy.pt")
+        torch.save(model.state_dict(), legacy, _use_new_zipfile_serialization=False)
+        r = subprocess.run([args.convkit, "eval", "--checkpoint", legacy, "--model", "lenet"], capture_output=True, text=True)
+        told = r.returncode != 0 and "legacy torch.save format" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+        print(("ok   " if told else "FAIL ") + "legacy format refused by name: " + r.stderr.strip())
+        if not told:
+            failures.append("legacy format message")
         # The same archive re-packed with deflated records (as zip tools write it): torch.load reads
         # it, and so does convkit, within its bound on inflated bytes.
         deflated = os.path.join(tmp, "resaved", "deflated.pt")

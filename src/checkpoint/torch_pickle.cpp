@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 
 #include <cstring>
+#include <fstream>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -416,11 +417,25 @@ class Unpickler {
   std::vector<size_t> marks_;
 };
 
+// torch.save's format before PyTorch 1.6 (pickles and raw storages, no zip) opens with its
+// magic number 0x1950a86a20f9469cfc6c pickled at protocol 2.
+void refuse_legacy_format(const std::filesystem::path& file) {
+  static const std::string kLegacyMagic("\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19", 14);
+  std::string head(kLegacyMagic.size(), '\0');
+  std::ifstream in(file, std::ios::binary);
+  if (in.read(head.data(), static_cast<std::streamsize>(head.size())) && head == kLegacyMagic) {
+    throw file_error(file.string(),
+                     "legacy torch.save format (before PyTorch 1.6), which convkit does not read; "
+                     "re-save it in Python: torch.save(torch.load(f, map_location='cpu'), f)");
+  }
+}
+
 }  // namespace
 
 std::vector<std::pair<std::string, torch::Tensor>> read_torch_state_dict(const std::filesystem::path& file) {
   const std::string name = file.string();
   require_regular_file(file);
+  refuse_legacy_format(file);
   check_record_sizes(read_zip_directory(file), name);
   std::unique_ptr<caffe2::serialize::PyTorchStreamReader> zip;
   std::vector<uint8_t> pickle;
