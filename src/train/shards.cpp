@@ -9,6 +9,7 @@
 #include "models/registry.h"
 #include "train/flat_parameters.h"
 #include "train/pytorch_random.h"
+#include "util/runtime.h"
 
 namespace convkit::train {
 
@@ -19,6 +20,7 @@ BatchShards make_shards(const models::ClassifierImpl& model, const torch::Tensor
     const std::string kind = module->name();
     if (kind.find("BatchNorm") != std::string::npos || kind.find("Dropout") != std::string::npos) return {};
   }
+  pin_blas_to_one_thread();  // the shards' dense layers call sgemm_ from several threads at once
   const torch::Tensor state = global_generator_state();
   const auto shared = model.named_parameters();
   BatchShards shards;

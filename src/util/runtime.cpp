@@ -9,10 +9,7 @@
 
 namespace convkit {
 
-int configure_threads(int requested) {
-  const int threads = requested > 0 ? requested : std::max(1u, std::thread::hardware_concurrency());
-  // LibTorch parallelises over the batch itself; OpenBLAS spawning its own threads inside
-  // each of those calls doubles the runnable threads and more than halves throughput.
+void pin_blas_to_one_thread() {
   using SetThreads = void (*)(int);
   for (const char* symbol : {"openblas_set_num_threads", "goto_set_num_threads"}) {
     if (auto fn = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, symbol))) {
@@ -20,6 +17,13 @@ int configure_threads(int requested) {
       break;
     }
   }
+}
+
+int configure_threads(int requested) {
+  const int threads = requested > 0 ? requested : std::max(1u, std::thread::hardware_concurrency());
+  // LibTorch parallelises over the batch itself; OpenBLAS spawning its own threads inside
+  // each of those calls doubles the runnable threads and more than halves throughput.
+  pin_blas_to_one_thread();
   torch::set_num_threads(threads);
   static bool interop_set = false;  // LibTorch allows this once per process
   if (!interop_set) {

@@ -9,6 +9,10 @@ namespace convkit {
 // thread, so the two pools never oversubscribe the cores. Returns the thread count in use.
 int configure_threads(int requested);
 
+// OpenBLAS to one thread of its own. Required wherever several threads call BLAS at once (the
+// batch shards): a threaded OpenBLAS entered concurrently from two threads gives wrong sums.
+void pin_blas_to_one_thread();
+
 // "auto" -> "cuda" when this LibTorch build and a GPU allow it, else "cpu"; "cuda" without a
 // GPU is an Error naming --device.
 std::string resolve_device(const std::string& requested);
