@@ -15,12 +15,12 @@ using namespace convkit::testing;
 TEST(ExportCli, TorchScriptInLibTorchGivesConvkitsLogitsOnTheTestSet) {
   TempDir tmp;
   const auto run = tmp / "run";
-  ASSERT_EQ(run_convkit("train --model lenet-bn --epochs 1 --limit 3000 --quiet --no-report --out " + run.string())
-                .exit_code,
-            0);
+  ASSERT_EQ(
+      run_convkit("train --model lenet-bn --epochs 1 --limit 3000 --quiet --no-report --out " + run.string()).exit_code,
+      0);
   const auto file = tmp / "model.torchscript.pt";
-  const auto r = run_convkit("export " + run.string() + " --format torchscript --with-preprocessing --out " +
-                             file.string());
+  const auto r =
+      run_convkit("export " + run.string() + " --format torchscript --with-preprocessing --out " + file.string());
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("pixels float [batch,1,28,28]"), std::string::npos) << r.out;
 
