@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include "models/spec_net.h"
 #include "util/error.h"
 #include "util/format.h"
 
@@ -10,16 +11,6 @@ namespace {
 
 using Kind = models::InferenceOp::Kind;
 namespace F = torch::nn::functional;
-
-torch::Tensor activate(const std::string& name, const torch::Tensor& x) {
-  if (name == "relu") return torch::relu(x);
-  if (name == "gelu") return torch::gelu(x);
-  if (name == "tanh") return torch::tanh(x);
-  if (name == "elu") return torch::elu(x, models::kEluAlpha);
-  if (name == "silu") return torch::silu(x);
-  if (name == "lrelu") return torch::leaky_relu(x, models::kLeakyReluSlope);
-  throw Error("export: activation '" + name + "' cannot be exported");
-}
 
 // Conv or linear followed by batch norm becomes one layer: w * s, (b - mean) * s + beta with
 // s = gamma / sqrt(var + eps), per output channel, computed in double.
@@ -81,7 +72,7 @@ torch::Tensor run_network(const ExportableNetwork& net, const torch::Tensor& inp
         x = x.flatten(1);
         break;
       case Kind::Activation:
-        x = activate(op.activation, x);
+        x = models::activate(op.activation, x);
         break;
     }
   }

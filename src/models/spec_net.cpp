@@ -16,20 +16,21 @@ namespace F = torch::nn::functional;
 
 const std::vector<std::string> kActivations = {"relu", "gelu", "tanh", "elu", "silu", "lrelu"};
 
+[[noreturn]] void bad(const std::string& spec, const std::string& token, const std::string& why) {
+  throw Error("--model: bad spec '" + spec + "' at token '" + token + "': " + why);
+}
+
+}  // namespace
+
 torch::Tensor activate(const std::string& name, const torch::Tensor& x) {
   if (name == "relu") return torch::relu(x);
   if (name == "gelu") return torch::gelu(x);
   if (name == "tanh") return torch::tanh(x);
   if (name == "elu") return torch::elu(x, kEluAlpha);
   if (name == "silu") return torch::silu(x);
-  return torch::leaky_relu(x, kLeakyReluSlope);
+  if (name == "lrelu") return torch::leaky_relu(x, kLeakyReluSlope);
+  throw Error("unknown activation '" + name + "'");
 }
-
-[[noreturn]] void bad(const std::string& spec, const std::string& token, const std::string& why) {
-  throw Error("--model: bad spec '" + spec + "' at token '" + token + "': " + why);
-}
-
-}  // namespace
 
 bool is_spec(const std::string& name) {
   return std::any_of(name.begin(), name.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); }) ||

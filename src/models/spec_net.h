@@ -31,6 +31,10 @@ struct LayerSpec {
 // Parses and checks a spec (shapes included); an Error naming the offending token otherwise.
 std::vector<LayerSpec> parse_spec(const std::string& spec);
 
+// The activation a spec names (relu|gelu|tanh|elu|silu|lrelu) applied to x; an Error for
+// any other name.
+torch::Tensor activate(const std::string& name, const torch::Tensor& x);
+
 // True when `name` looks like a spec rather than a network name.
 bool is_spec(const std::string& name);
 
