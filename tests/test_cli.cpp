@@ -161,6 +161,10 @@ TEST(Cli, ResumeEndsWhereAnUninterruptedRunEnds) {
   // A damaged or missing resume state names the file.
   write_file_atomically(dir / "split" / "resume.pt", "not an archive");
   expect_one_line_error(run_convkit("train --resume " + (dir / "split").string() + " --epochs 4"),
+                        "resume.pt: not a zip archive");
+  const auto archive = read_file_bytes(dir / "split" / "model.pt");  // a zip, but not a resume state
+  write_file_atomically(dir / "split" / "resume.pt", std::string(archive.begin(), archive.end()));
+  expect_one_line_error(run_convkit("train --resume " + (dir / "split").string() + " --epochs 4"),
                         "resume.pt: corrupt resume state");
   std::filesystem::remove(dir / "split" / "resume.pt");
   expect_one_line_error(run_convkit("train --resume " + (dir / "split").string() + " --epochs 4"),

@@ -53,6 +53,14 @@ TEST(Spec, InvalidSpecsNameTheBadToken) {
   EXPECT_NE(spec_error("c0k3").find("must be positive"), std::string::npos);
   EXPECT_NE(spec_error("dr1.5").find("at token 'dr1.5'"), std::string::npos);
   EXPECT_EQ(spec_error("c6k5-mp2-dr0.25-fc10"), "no error");
+  // Bounded before anything is allocated: numbers past int64, huge layers, too many weights.
+  EXPECT_NE(spec_error("c99999999999999999999999k3").find("channels must be at most 4096"), std::string::npos);
+  EXPECT_NE(spec_error("c8k3p9223372036854775807").find("padding must be at most 64"), std::string::npos);
+  EXPECT_NE(spec_error("c4096k3p64").find("values per image"), std::string::npos);
+  EXPECT_NE(spec_error("c64k3-fc65536").find("parameters up to here"), std::string::npos);
+  EXPECT_NE(spec_error("fc65536-fc65536").find("at token 'fc65536'"), std::string::npos);
+  EXPECT_NE(spec_error(std::string(5000, 'c')).find("at most 1000 characters"), std::string::npos);
+  EXPECT_EQ(spec_error("c4096k3-mp2-fc10"), "no error");
 }
 
 TEST(Optimisers, EachOptimiserAndScheduleLowersTheLoss) {

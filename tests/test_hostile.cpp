@@ -12,6 +12,7 @@
 
 #include "checkpoint/model_info.h"
 #include "checkpoint/state_dict.h"
+#include "checkpoint/torch_pickle.h"
 #include "data/idx.h"
 #include "data/image.h"
 #include "models/registry.h"
@@ -79,6 +80,15 @@ TEST(HostileFiles, OnlyRegularFilesAreRead) {
   write_file_atomically(dir / "big", std::string(1000, 'x'));
   EXPECT_ERROR_HAS(read_file_bytes(dir / "big", 999), "more than the limit of 999");
   EXPECT_EQ(read_file_bytes(dir / "big", 1000).size(), 1000u);
+}
+
+TEST(HostileFiles, JsonThatIsNotValidNamesTheFile) {
+  TempDir dir;
+  write_file_atomically(dir / "cut.json", R"({"lr": 0.1)");
+  EXPECT_ERROR_HAS(read_json_file(dir / "cut.json"), "cut.json: invalid JSON");
+  // A number beyond a double's range is nlohmann's out_of_range, not a parse_error (found by fuzz_sweep).
+  write_file_atomically(dir / "huge.json", R"({"lr": 368e17505185368})");
+  EXPECT_ERROR_HAS(read_json_file(dir / "huge.json"), "huge.json: invalid JSON");
 }
 
 TEST(HostileFiles, GzipInflatesNoFurtherThanTheHeaderDeclares) {
@@ -261,7 +271,54 @@ std::filesystem::path patched_checkpoint(const TempDir& dir, const std::string& 
   return file;
 }
 
+void put(std::string& s, uint64_t v, int bytes) {
+  for (int i = 0; i < bytes; ++i) s += static_cast<char>(v >> (8 * i));
+}
+
+// A zip archive of stored records, as a zip tool writes it; `bad_crc` spoils the first record's CRC.
+std::string stored_zip(const std::vector<std::pair<std::string, std::string>>& records, bool bad_crc = false) {
+  std::string body, directory;
+  for (const auto& [name, data] : records) {
+    const uint32_t crc = crc32(0, reinterpret_cast<const Bytef*>(data.data()), static_cast<uInt>(data.size())) ^
+                         (bad_crc && body.empty());
+    std::string common;
+    put(common, 20, 2), put(common, 0, 2), put(common, 0, 2), put(common, 0, 4);  // version, flags, method, time
+    put(common, crc, 4), put(common, data.size(), 4), put(common, data.size(), 4), put(common, name.size(), 2);
+    put(common, 0, 2);  // extra
+    put(directory, 0x02014b50, 4), put(directory, 20, 2), directory += common;
+    put(directory, 0, 2), put(directory, 0, 2), put(directory, 0, 2), put(directory, 0, 4);  // comment .. attributes
+    put(directory, body.size(), 4), directory += name;
+    put(body, 0x04034b50, 4), body += common + name + data;
+  }
+  std::string end;
+  put(end, 0x06054b50, 4), put(end, 0, 4), put(end, records.size(), 2), put(end, records.size(), 2);
+  put(end, directory.size(), 4), put(end, body.size(), 4), put(end, 0, 2);
+  return body + directory + end;
+}
+
 }  // namespace
+
+TEST(HostileFiles, ZipArchivesMustBeTorchSaveOnesAndIntact) {
+  TempDir dir;
+  const std::string empty_dict = "\x80\x02}.";
+  const auto read = [&](const std::string& stem, const std::string& bytes) {
+    write_file_atomically(dir / stem, bytes);
+    return checkpoint::read_torch_state_dict(dir / stem);
+  };
+  EXPECT_TRUE(read("fine.pt", stored_zip({{"fine/data.pkl", empty_dict}, {"fine/version", "3\n"}})).empty());
+  EXPECT_ERROR_HAS(read("flat.pt", stored_zip({{"data.pkl", empty_dict}, {"version", "3\n"}})),
+                   "flat.pt: not a torch.save archive (record 'data.pkl' is not in a folder)");
+  EXPECT_ERROR_HAS(read("future.pt", stored_zip({{"a/data.pkl", empty_dict}, {"a/version", "99\n"}})),
+                   "future.pt: unsupported torch.save format version (supported: 1 to 10)");
+  EXPECT_ERROR_HAS(read("noversion.pt", stored_zip({{"a/data.pkl", empty_dict}})),
+                   "noversion.pt: not a torch.save archive (no version record)");
+  EXPECT_ERROR_HAS(read("nopickle.pt", stored_zip({{"a/version", "3\n"}})),
+                   "nopickle.pt: not a torch.save archive (no data.pkl)");
+  EXPECT_ERROR_HAS(read("crc.pt", stored_zip({{"a/data.pkl", empty_dict}, {"a/version", "3\n"}}, true)),
+                   "crc.pt: zip record 'a/data.pkl' fails its CRC-32 check");
+  EXPECT_ERROR_HAS(read("twice.pt", stored_zip({{"a/data.pkl", empty_dict}, {"a/data.pkl", empty_dict}})),
+                   "twice.pt: zip record 'a/data.pkl' appears twice");
+}
 
 TEST(HostileFiles, CheckpointRecordsAreBoundedBeforeTheyAreRead) {
   TempDir dir;
@@ -281,4 +338,30 @@ TEST(HostileFiles, CheckpointRecordsAreBoundedBeforeTheyAreRead) {
   // The untouched archive still loads.
   checkpoint::save_state_dict(*models::make_model("lenet"), dir / "fine.pt");
   EXPECT_EQ(checkpoint::read_state_dict(dir / "fine.pt").size(), 10u);
+}
+
+// Files python3-torch wrote (the fuzz seeds): the same state_dict as zip and legacy archives.
+TEST(HostileFiles, LegacyCheckpointsReadLikeZipOnesAndEveryTruncationIsAnError) {
+  const std::filesystem::path seeds = std::filesystem::path(CONVKIT_SOURCE_DIR) / "tests/fuzz/corpus/state_dict";
+  const auto zip = checkpoint::read_torch_state_dict(seeds / "zip.pt");
+  const auto legacy = checkpoint::read_torch_state_dict(seeds / "legacy.pt");
+  ASSERT_EQ(zip.size(), 3u);
+  ASSERT_EQ(legacy.size(), zip.size());
+  for (size_t i = 0; i < zip.size(); ++i) {
+    EXPECT_EQ(legacy[i].first, zip[i].first);
+    EXPECT_TRUE(torch::equal(legacy[i].second, zip[i].second)) << zip[i].first;
+  }
+  // A strided view of a storage shared by nothing else, in double precision.
+  const auto view = checkpoint::read_torch_state_dict(seeds / "legacy_view.pt");
+  ASSERT_EQ(view.size(), 1u);
+  EXPECT_TRUE(torch::equal(view[0].second, torch::tensor({{1.0, 2.0}, {4.0, 5.0}}, torch::kDouble)));
+
+  TempDir dir;
+  const auto whole = read_file_bytes(seeds / "legacy.pt");
+  for (size_t cut = 0; cut < whole.size(); ++cut) {
+    write_file_atomically(dir / "cut.pt", std::string(whole.begin(), whole.begin() + static_cast<std::ptrdiff_t>(cut)));
+    EXPECT_ERROR_HAS(checkpoint::read_torch_state_dict(dir / "cut.pt"), "cut.pt");
+  }
+  write_file_atomically(dir / "longer.pt", std::string(whole.begin(), whole.end()) + "x");
+  EXPECT_ERROR_HAS(checkpoint::read_torch_state_dict(dir / "longer.pt"), "1 bytes after the last storage");
 }

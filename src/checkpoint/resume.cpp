@@ -5,6 +5,7 @@
 
 #include <sstream>
 
+#include "checkpoint/zip_archive.h"
 #include "train/pytorch_random.h"
 #include "util/error.h"
 #include "util/files.h"
@@ -19,6 +20,8 @@ auto read_resume_archive(const std::filesystem::path& file, Read read) {
     throw file_error(file.string(), "missing: the run has no completed epoch to resume from");
   }
   require_regular_file(file);
+  // LibTorch's reader allocates what each record declares: the sizes are checked first.
+  const ZipArchive checked(file);
   try {
     torch::serialize::InputArchive archive;
     archive.load_from(file.string());

@@ -1,16 +1,17 @@
 #include "checkpoint/torch_pickle.h"
 
-#include <caffe2/serialize/inline_container.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <map>
 #include <memory>
 #include <set>
 
-#include "checkpoint/zip_directory.h"
+#include "checkpoint/zip_archive.h"
 #include "util/error.h"
 #include "util/files.h"
 #include "util/format.h"
@@ -53,10 +54,17 @@ c10::optional<torch::ScalarType> storage_dtype(const std::string& global) {
   return it->second;
 }
 
+// Where a persistent id's storage comes from: a record of the zip archive, or (legacy format) a
+// block after the pickles. Called with the storage's key, element type and element count.
+using StorageSource = std::function<torch::Tensor(const std::string& key, torch::ScalarType dtype, int64_t numel)>;
+
+// One pickle of `data`, from byte `start` to its STOP (position() is then just past it).
 class Unpickler {
  public:
-  Unpickler(const std::string& name, const std::vector<uint8_t>& data, caffe2::serialize::PyTorchStreamReader& zip)
-      : name_(name), data_(data), zip_(zip) {}
+  Unpickler(const std::string& name, const std::vector<uint8_t>& data, size_t start, StorageSource storages)
+      : name_(name), data_(data), storages_(std::move(storages)), pos_(start) {}
+
+  size_t position() const { return pos_; }
 
   ValuePtr run() {
     while (true) {
@@ -371,9 +379,10 @@ class Unpickler {
       }
     }
     if (offset < 0 || (count > 0 && last >= numel)) fail("tensor extends past its storage");
+    // A view: a legacy file's storages are filled only after the pickle (the reader clones at the end).
     auto v = make(Value::Kind::Tensor);
-    v->tensor = count == 0 ? torch::empty(size, storage->tensor.options())
-                           : storage->tensor.as_strided(size, stride, offset).clone();
+    v->tensor =
+        count == 0 ? torch::empty(size, storage->tensor.options()) : storage->tensor.as_strided(size, stride, offset);
     return v;
   }
 
@@ -384,24 +393,17 @@ class Unpickler {
         t[1]->kind != Value::Kind::Global || t[2]->kind != Value::Kind::String) {
       fail("unsupported persistent id");
     }
+    // The legacy format's sixth item describes a view into another storage (PyTorch before 0.4).
+    if (t.size() > 5 && t[5]->kind != Value::Kind::None) fail("storage views are not supported");
     const auto dtype = storage_dtype(t[1]->s);
     if (!dtype) fail("unsupported storage type '" + t[1]->s + "'");
     const int64_t numel = as_int(t[4], "storage size");
+    if (numel < 0) fail("negative storage size");
     // Saved from a GPU ('cuda:0') or elsewhere: the bytes are the same, so they load onto the
     // CPU, as torch.load's map_location='cpu' does.
     if (t[3]->kind == Value::Kind::String && t[3]->s != "cpu") foreign_locations_.insert(t[3]->s);
-    const std::string record = "data/" + t[2]->s;
-    if (!zip_.hasRecord(record)) fail("missing record '" + record + "'");
-    auto [ptr, nbytes] = zip_.getRecord(record);
-    const size_t element = c10::elementSize(*dtype);
-    if (numel < 0 || static_cast<uint64_t>(numel) > nbytes / element ||
-        nbytes != static_cast<size_t>(numel) * element) {
-      fail("record '" + record + "' has " + std::to_string(nbytes) + " bytes, expected " +
-           std::to_string(numel * static_cast<int64_t>(element)));
-    }
     auto v = make(Value::Kind::Tensor);
-    v->tensor = torch::empty({numel}, torch::TensorOptions().dtype(*dtype));
-    if (nbytes) std::memcpy(v->tensor.data_ptr(), ptr.get(), nbytes);
+    v->tensor = storages_(t[2]->s, *dtype, numel);
     push(v);
   }
 
@@ -411,23 +413,172 @@ class Unpickler {
  private:
   std::string name_;
   const std::vector<uint8_t>& data_;
-  caffe2::serialize::PyTorchStreamReader& zip_;
-  size_t pos_ = 0;
+  StorageSource storages_;
+  size_t pos_;
   std::vector<ValuePtr> stack_, memo_;
   std::vector<size_t> marks_;
 };
 
-// torch.save's format before PyTorch 1.6 (pickles and raw storages, no zip) opens with its
-// magic number 0x1950a86a20f9469cfc6c pickled at protocol 2.
-void refuse_legacy_format(const std::filesystem::path& file) {
-  static const std::string kLegacyMagic("\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19", 14);
+// torch.save's format before PyTorch 1.6 (and with _use_new_zipfile_serialization=False): five
+// pickles in a row (magic number, protocol version, system info, the object, its storage keys),
+// then each storage as an 8-byte element count and its raw little-endian bytes.
+const std::string kLegacyMagic("\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19", 14);
+constexpr int64_t kLegacyProtocol = 1001;
+
+bool is_legacy_format(const std::filesystem::path& file) {
   std::string head(kLegacyMagic.size(), '\0');
   std::ifstream in(file, std::ios::binary);
-  if (in.read(head.data(), static_cast<std::streamsize>(head.size())) && head == kLegacyMagic) {
-    throw file_error(file.string(),
-                     "legacy torch.save format (before PyTorch 1.6), which convkit does not read; "
-                     "re-save it in Python: torch.save(torch.load(f, map_location='cpu'), f)");
+  return in.read(head.data(), static_cast<std::streamsize>(head.size())) && head == kLegacyMagic;
+}
+
+const Value* dict_value(const Value& dict, const std::string& key) {
+  for (size_t k = 0; k + 1 < dict.items.size(); k += 2)
+    if (dict.items[k]->kind == Value::Kind::String && dict.items[k]->s == key) return dict.items[k + 1].get();
+  return nullptr;
+}
+
+struct LegacyStorage {
+  torch::Tensor tensor;
+  bool filled = false;
+};
+
+class LegacyReader {
+ public:
+  explicit LegacyReader(const std::filesystem::path& file) : name_(file.string()), bytes_(read_file_bytes(file)) {}
+
+  ValuePtr read(std::set<std::string>& foreign_locations) {
+    pos_ = kLegacyMagic.size();
+    if (bytes_.size() <= pos_ || bytes_[pos_++] != '.') fail("truncated header");
+    const ValuePtr protocol = pickle();
+    if (protocol->kind != Value::Kind::Int || protocol->i != kLegacyProtocol) fail("unknown protocol version");
+    const ValuePtr info = pickle();
+    const Value* little_endian = info->kind == Value::Kind::Dict ? dict_value(*info, "little_endian") : nullptr;
+    if (!little_endian || little_endian->kind != Value::Kind::Bool) fail("system information missing");
+    if (!little_endian->i) fail("saved on a big-endian machine");
+    const ValuePtr root = pickle(&foreign_locations);
+    const ValuePtr keys = pickle();
+    if (keys->kind != Value::Kind::List) fail("storage keys missing");
+    for (const ValuePtr& key : keys->items) {
+      if (key->kind != Value::Kind::String) fail("storage keys must be strings");
+      fill(key->s);
+    }
+    for (const auto& [key, storage] : storages_)
+      if (!storage.filled) fail("storage '" + key + "' has no data");
+    if (pos_ != bytes_.size()) fail(std::to_string(bytes_.size() - pos_) + " bytes after the last storage");
+    return root;
   }
+
+ private:
+  [[noreturn]] void fail(const std::string& what) const {
+    throw file_error(name_, "invalid legacy torch.save file: " + what);
+  }
+
+  ValuePtr pickle(std::set<std::string>* foreign_locations = nullptr) {
+    Unpickler unpickler(name_, bytes_, pos_, [this](const std::string& key, torch::ScalarType dtype, int64_t numel) {
+      return storage(key, dtype, numel);
+    });
+    ValuePtr v = unpickler.run();
+    pos_ = unpickler.position();
+    if (foreign_locations)
+      foreign_locations->insert(unpickler.foreign_locations_.begin(), unpickler.foreign_locations_.end());
+    return v;
+  }
+
+  // Allocated when the pickle first names it, filled when its bytes come. Together they must fit
+  // in what is left of the file, so the storages cost no more memory than the file holds.
+  torch::Tensor storage(const std::string& key, torch::ScalarType dtype, int64_t numel) {
+    auto it = storages_.find(key);
+    if (it != storages_.end()) {
+      if (it->second.tensor.scalar_type() != dtype || it->second.tensor.numel() != numel)
+        fail("storage '" + key + "' is declared twice, differently");
+      return it->second.tensor;
+    }
+    const uint64_t room = bytes_.size() - pos_ - std::min<uint64_t>(declared_bytes_, bytes_.size() - pos_);
+    if (static_cast<uint64_t>(numel) > room / c10::elementSize(dtype))
+      fail("storage '" + key + "' does not fit in the file");
+    declared_bytes_ += static_cast<uint64_t>(numel) * c10::elementSize(dtype);
+    return storages_[key].tensor = torch::empty({numel}, torch::TensorOptions().dtype(dtype));
+  }
+
+  void fill(const std::string& key) {
+    auto it = storages_.find(key);
+    if (it == storages_.end()) fail("storage '" + key + "' is listed but not used");
+    LegacyStorage& storage = it->second;
+    if (storage.filled) fail("storage '" + key + "' is listed twice");
+    uint64_t count = 0;
+    if (bytes_.size() - pos_ < 8) fail("file ends before storage '" + key + "'");
+    for (int k = 7; k >= 0; --k) count = (count << 8) | bytes_[pos_ + k];
+    pos_ += 8;
+    if (count != static_cast<uint64_t>(storage.tensor.numel()))
+      fail("storage '" + key + "' holds " + std::to_string(count) + " elements, expected " +
+           std::to_string(storage.tensor.numel()));
+    const size_t nbytes = storage.tensor.nbytes();
+    if (bytes_.size() - pos_ < nbytes) fail("file ends inside storage '" + key + "'");
+    if (nbytes) std::memcpy(storage.tensor.data_ptr(), bytes_.data() + pos_, nbytes);
+    pos_ += nbytes;
+    storage.filled = true;
+  }
+
+  std::string name_;
+  std::vector<uint8_t> bytes_;
+  size_t pos_ = 0;
+  uint64_t declared_bytes_ = 0;
+  std::map<std::string, LegacyStorage> storages_;
+};
+
+// What PyTorch's reader takes for a torch.save archive: every record in one folder (named
+// after the file by torch.save, or anything), a format version it knows, and data.pkl.
+constexpr uint64_t kMinFormatVersion = 1, kMaxFormatVersion = 10;
+
+std::string archive_folder(const ZipArchive& zip, const std::string& name) {
+  const std::string& first = zip.first_name();
+  const size_t slash = first.find('/');
+  if (slash == std::string::npos)
+    throw file_error(name, "not a torch.save archive (record '" + first + "' is not in a folder)");
+  return first.substr(0, slash + 1);
+}
+
+void check_format_version(const ZipArchive& zip, const std::string& folder, const std::string& name) {
+  const std::string record = zip.has(folder + ".data/version") ? folder + ".data/version" : folder + "version";
+  if (!zip.has(record)) throw file_error(name, "not a torch.save archive (no version record)");
+  const std::vector<uint8_t> text = zip.read(record);
+  uint64_t version = 0;
+  size_t digits = 0;
+  for (; digits < text.size() && digits < 4 && text[digits] >= '0' && text[digits] <= '9'; ++digits)
+    version = version * 10 + (text[digits] - '0');
+  const bool only_space_after =
+      std::all_of(text.begin() + digits, text.end(), [](uint8_t c) { return c == '\n' || c == '\r' || c == ' '; });
+  if (digits == 0 || !only_space_after || version < kMinFormatVersion || version > kMaxFormatVersion)
+    throw file_error(name, "unsupported torch.save format version (supported: " + std::to_string(kMinFormatVersion) +
+                               " to " + std::to_string(kMaxFormatVersion) + ")");
+}
+
+// The zip format (PyTorch 1.6 on): data.pkl, and each storage a record data/<key>.
+ValuePtr read_zip_format(const std::filesystem::path& file, std::set<std::string>& foreign_locations) {
+  const std::string name = file.string();
+  const ZipArchive zip(file);
+  const std::string folder = archive_folder(zip, name);
+  check_format_version(zip, folder, name);
+  if (!zip.has(folder + "data.pkl")) throw file_error(name, "not a torch.save archive (no data.pkl)");
+  const std::vector<uint8_t> pickle = zip.read(folder + "data.pkl");
+  const auto from_record = [&](const std::string& key, torch::ScalarType dtype, int64_t numel) {
+    const std::string record = "data/" + key;
+    if (!zip.has(folder + record)) throw file_error(name, "invalid state_dict: missing record '" + record + "'");
+    const size_t element = c10::elementSize(dtype);
+    const uint64_t nbytes = zip.entries().at(folder + record).uncompressed;
+    if (static_cast<uint64_t>(numel) > nbytes / element || nbytes != static_cast<uint64_t>(numel) * element) {
+      throw file_error(name, "invalid state_dict: record '" + record + "' has " + std::to_string(nbytes) +
+                                 " bytes, expected " + std::to_string(numel * static_cast<int64_t>(element)));
+    }
+    const std::vector<uint8_t> bytes = zip.read(folder + record);
+    torch::Tensor storage = torch::empty({numel}, torch::TensorOptions().dtype(dtype));
+    if (nbytes) std::memcpy(storage.data_ptr(), bytes.data(), nbytes);
+    return storage;
+  };
+  Unpickler unpickler(name, pickle, 0, from_record);
+  ValuePtr root = unpickler.run();
+  foreign_locations = unpickler.foreign_locations_;
+  return root;
 }
 
 }  // namespace
@@ -435,30 +586,17 @@ void refuse_legacy_format(const std::filesystem::path& file) {
 std::vector<std::pair<std::string, torch::Tensor>> read_torch_state_dict(const std::filesystem::path& file) {
   const std::string name = file.string();
   require_regular_file(file);
-  refuse_legacy_format(file);
-  check_record_sizes(read_zip_directory(file), name);
-  std::unique_ptr<caffe2::serialize::PyTorchStreamReader> zip;
-  std::vector<uint8_t> pickle;
-  try {
-    zip = std::make_unique<caffe2::serialize::PyTorchStreamReader>(name);
-    if (!zip->hasRecord("data.pkl")) throw file_error(name, "not a torch.save archive (no data.pkl)");
-    auto [ptr, size] = zip->getRecord("data.pkl");
-    const auto* p = static_cast<const uint8_t*>(ptr.get());
-    pickle.assign(p, p + size);
-  } catch (const c10::Error& e) {
-    throw file_error(name, "not a readable PyTorch checkpoint (" + first_line(e.what_without_backtrace()) + ")");
-  }
-
   ValuePtr root;
-  Unpickler unpickler(name, pickle, *zip);
+  std::set<std::string> foreign_locations;
   try {
-    root = unpickler.run();
+    root =
+        is_legacy_format(file) ? LegacyReader(file).read(foreign_locations) : read_zip_format(file, foreign_locations);
   } catch (const c10::Error& e) {
     throw file_error(name, "corrupt checkpoint (" + first_line(e.what_without_backtrace()) + ")");
   }
-  if (!unpickler.foreign_locations_.empty()) {
+  if (!foreign_locations.empty()) {
     std::cerr << "convkit: note: " << name << ": tensors saved on "
-              << join({unpickler.foreign_locations_.begin(), unpickler.foreign_locations_.end()})
+              << join({foreign_locations.begin(), foreign_locations.end()})
               << " were loaded onto the CPU (as torch.load with map_location='cpu')\n";
   }
   if (root->kind != Value::Kind::Dict)
@@ -470,7 +608,7 @@ std::vector<std::pair<std::string, torch::Tensor>> read_torch_state_dict(const s
     if (key->kind != Value::Kind::String || value->kind != Value::Kind::Tensor) {
       throw file_error(name, "state_dict entries must map names to tensors");
     }
-    out.emplace_back(key->s, value->tensor);
+    out.emplace_back(key->s, value->tensor.clone(at::MemoryFormat::Contiguous));  // its own compact memory
   }
   return out;
 }

@@ -55,6 +55,14 @@ typedef int32_t UnalignedIntVec __attribute__((vector_size(32), aligned(4)));
 constexpr int64_t kLanes = 8;
 CONVKIT_INLINE Vec load(const float* p) { return *reinterpret_cast<const UnalignedVec*>(p); }
 CONVKIT_INLINE void store(float* p, Vec v) { *reinterpret_cast<UnalignedVec*>(p) = v; }
+// Lane i and its neighbour i^1 trade places; spelled for GCC and for clang (the sanitizer build).
+CONVKIT_INLINE Vec swap_neighbours(Vec v) {
+#if defined(__clang__)
+  return __builtin_shufflevector(v, v, 1, 0, 3, 2, 5, 4, 7, 6);
+#else
+  return __builtin_shuffle(v, IntVec{1, 0, 3, 2, 5, 4, 7, 6});
+#endif
+}
 
 // max_pool2d's scan order and tie rule (first maximum wins, NaN wins) over the two conv rows,
 // then the ReLU; the winner's position in its window is kept for the backward pass. Written
@@ -104,15 +112,13 @@ CONVKIT_INLINE void forward_rows_vectorised(const float* in, const float* weight
   }
   // Pooling in the registers: lane i meets its neighbour i^1 and the even lanes hold the
   // windows (pool_relu's scan order and tie rule).
-  const IntVec swap = {1, 0, 3, 2, 5, 4, 7, 6};
   for (int j = 0; j < kOutputs; ++j) {
     float best_row[kVectors * kLanes];
     int32_t winner_row[kVectors * kLanes];
     for (int v = 0; v < kVectors; ++v) {
       Vec best = top[j][v];
       IntVec at = {};
-      const Vec candidates[3] = {__builtin_shuffle(top[j][v], swap), bottom[j][v],
-                                 __builtin_shuffle(bottom[j][v], swap)};
+      const Vec candidates[3] = {swap_neighbours(top[j][v]), bottom[j][v], swap_neighbours(bottom[j][v])};
       for (int i = 0; i < 3; ++i) {
         const IntVec take = (candidates[i] > best) | (candidates[i] != candidates[i]);
         best = take ? candidates[i] : best;

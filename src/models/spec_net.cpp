@@ -20,6 +20,14 @@ const std::vector<std::string> kActivations = {"relu", "gelu", "tanh", "elu", "s
   throw Error("--model: bad spec '" + spec + "' at token '" + token + "': " + why);
 }
 
+// A number of a token, at most `limit`: more digits than that never reach std::stoll.
+int64_t number(const std::string& spec, const std::string& token, const std::ssub_match& digits, int64_t limit,
+               const char* what) {
+  if (digits.length() > 18 || std::stoll(digits) > limit)
+    bad(spec, token, std::string(what) + " must be at most " + std::to_string(limit));
+  return std::stoll(digits);
+}
+
 }  // namespace
 
 torch::Tensor activate(const std::string& name, const torch::Tensor& x) {
@@ -44,9 +52,12 @@ std::vector<LayerSpec> parse_spec(const std::string& spec) {
   static const std::regex dense(R"(fc(\d+)(bn)?)");
   std::vector<LayerSpec> layers;
   int64_t channels = 1, size = data::kImageSize;  // the shape flowing through, to reject impossible specs
+  int64_t parameters = 0;
   bool flat = false;
   size_t start = 0;
   if (spec.empty()) throw Error("--model: empty spec");
+  if (spec.size() > kMaxSpecLength)
+    throw Error("--model: a spec is at most " + std::to_string(kMaxSpecLength) + " characters");
   while (start <= spec.size()) {
     const size_t end = std::min(spec.find('-', start), spec.size());
     const std::string token = spec.substr(start, end - start);
@@ -57,20 +68,22 @@ std::vector<LayerSpec> parse_spec(const std::string& spec) {
     if (std::regex_match(token, m, conv)) {
       if (flat) bad(spec, token, "convolution after a dense layer");
       l.kind = LayerSpec::Kind::Conv;
-      l.out = std::stoll(m[1]);
-      l.kernel = std::stoll(m[2]);
-      l.stride = m[3].matched ? std::stoll(m[3]) : 1;
-      l.padding = m[4].matched ? std::stoll(m[4]) : 0;
+      l.out = number(spec, token, m[1], kMaxChannels, "channels");
+      l.kernel = number(spec, token, m[2], kMaxKernel, "kernel, stride and padding");
+      l.stride = m[3].matched ? number(spec, token, m[3], kMaxKernel, "kernel, stride and padding") : 1;
+      l.padding = m[4].matched ? number(spec, token, m[4], kMaxKernel, "kernel, stride and padding") : 0;
       l.batch_norm = m[5].matched;
-      if (l.out < 1 || l.out > 4096 || l.kernel < 1 || l.stride < 1)
-        bad(spec, token, "channels, kernel and stride must be positive");
+      if (l.out < 1 || l.kernel < 1 || l.stride < 1) bad(spec, token, "channels, kernel and stride must be positive");
       size = (size + 2 * l.padding - l.kernel) / l.stride + 1;
       if (size < 1) bad(spec, token, "the image is smaller than the kernel here");
+      parameters += l.out * (channels * l.kernel * l.kernel + 1);
       channels = l.out;
+      if (channels * size * size > kMaxFeatures)
+        bad(spec, token, "more than " + std::to_string(kMaxFeatures) + " values per image here");
     } else if (std::regex_match(token, m, pool)) {
       if (flat) bad(spec, token, "pooling after a dense layer");
       l.kind = m[1] == "mp" ? LayerSpec::Kind::MaxPool : LayerSpec::Kind::AvgPool;
-      l.kernel = std::stoll(m[2]);
+      l.kernel = number(spec, token, m[2], kMaxKernel, "pool size");
       if (l.kernel < 1 || size / l.kernel < 1)
         bad(spec, token, "pool larger than the " + std::to_string(size) + "x" + std::to_string(size) + " feature map");
       size /= l.kernel;
@@ -79,9 +92,11 @@ std::vector<LayerSpec> parse_spec(const std::string& spec) {
       l.p = std::stod(m[1]);
     } else if (std::regex_match(token, m, dense)) {
       l.kind = LayerSpec::Kind::Dense;
-      l.out = std::stoll(m[1]);
+      l.out = number(spec, token, m[1], kMaxUnits, "dense size");
       l.batch_norm = m[2].matched;
-      if (l.out < 1 || l.out > 65536) bad(spec, token, "dense size must be between 1 and 65536");
+      if (l.out < 1) bad(spec, token, "dense size must be positive");
+      parameters += l.out * ((flat ? channels : channels * size * size) + 1);
+      channels = l.out;
       flat = true;
     } else if (std::find(kActivations.begin(), kActivations.end(), token) != kActivations.end()) {
       l.kind = LayerSpec::Kind::Activation;
@@ -90,9 +105,10 @@ std::vector<LayerSpec> parse_spec(const std::string& spec) {
       bad(spec, token,
           "unknown token (expected c<out>k<size>[s][p][bn], mp<n>, ap<n>, dr<p>, fc<n>[bn] or an activation)");
     }
+    if (parameters > kMaxParameters)
+      bad(spec, token, "more than " + std::to_string(kMaxParameters) + " parameters up to here");
     layers.push_back(l);
   }
-  if (channels * size * size > 1 << 22) throw Error("--model: spec '" + spec + "' flattens to too many features");
   return layers;
 }
 

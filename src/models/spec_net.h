@@ -28,7 +28,15 @@ struct LayerSpec {
   std::string activation;  // Activation
 };
 
-// Parses and checks a spec (shapes included); an Error naming the offending token otherwise.
+// Bounds on a spec, checked as it is parsed, so that no spec can ask for more memory than a
+// network of this kind could use: the length of the string; a convolution's channels and its
+// kernel, stride and padding (also a pool's size); a dense layer's units; the values per image
+// after any convolution; the weights and biases of the layers up to any token.
+inline constexpr size_t kMaxSpecLength = 1000;
+inline constexpr int64_t kMaxChannels = 4096, kMaxKernel = 64, kMaxUnits = 65536;
+inline constexpr int64_t kMaxFeatures = int64_t{1} << 22, kMaxParameters = int64_t{1} << 26;
+
+// Parses and checks a spec (shapes and the bounds above); an Error naming the offending token otherwise.
 std::vector<LayerSpec> parse_spec(const std::string& spec);
 
 // The activation a spec names (relu|gelu|tanh|elu|silu|lrelu) applied to x; an Error for

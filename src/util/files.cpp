@@ -62,7 +62,8 @@ nlohmann::json read_json_file(const std::filesystem::path& file) {
   const std::vector<uint8_t> raw = read_file_bytes(file, kMaxJsonBytes);
   try {
     return nlohmann::json::parse(raw.begin(), raw.end());
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {
+    // Not only parse_error: a number too large for a double is out_of_range (406).
     throw file_error(file.string(), std::string("invalid JSON: ") + e.what());
   }
 }
