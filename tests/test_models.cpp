@@ -244,7 +244,20 @@ TEST(Checkpoint, HostileArchivesAreRefused) {
   EXPECT_NE(read_error(dir / "evil.pt").find("unsupported object 'os.system'"), std::string::npos);
   write_archive(dir / "list.pt", "\x80\x02].", 0);
   EXPECT_NE(read_error(dir / "list.pt").find("does not hold a state_dict"), std::string::npos);
-  for (const char* f : {"past.pt", "short.pt", "cut.pt", "evil.pt", "list.pt"}) {
+  // Reference cycles (found by fuzz_state_dict: shared pointers in a cycle are never freed).
+  const char self[] =
+      "\x80\x02]q\x00h\x00"
+      "a.";  // a = []; a.append(a)
+  const char mutual[] =
+      "\x80\x02]q\x00]q\x01h\x00"
+      "aa.";  // b = [a]; then a.append(b)
+  write_archive(dir / "self.pt", std::string(self, sizeof self - 1), 0);
+  EXPECT_NE(read_error(dir / "self.pt").find("a value is put inside itself"), std::string::npos)
+      << read_error(dir / "self.pt");
+  write_archive(dir / "mutual.pt", std::string(mutual, sizeof mutual - 1), 0);
+  EXPECT_NE(read_error(dir / "mutual.pt").find("changed after being put inside another"), std::string::npos)
+      << read_error(dir / "mutual.pt");
+  for (const char* f : {"past.pt", "short.pt", "cut.pt", "evil.pt", "list.pt", "self.pt", "mutual.pt"}) {
     const std::string what = read_error(dir / f);
     EXPECT_NE(what.find(f), std::string::npos) << what;
     EXPECT_EQ(what.find('\n'), std::string::npos) << what;

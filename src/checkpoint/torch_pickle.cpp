@@ -30,6 +30,7 @@ struct Value {
   std::vector<ValuePtr> items;  // Tuple, List; Dict as key, value, key, value, ...
   torch::Tensor tensor;         // Tensor (also an untyped storage, as a flat tensor)
   int depth = 0;                // how deeply items nest inside it
+  bool contained = false;       // is an item of another value
 };
 
 // A state_dict nests a few levels deep. A hostile file nesting a million tuples would overflow
@@ -302,8 +303,14 @@ class Unpickler {
     return memo_[index];
   }
 
+  // Python's pickler completes a list or dict before it puts it inside another, so a value
+  // changed after that (or put inside itself) can only be building a reference cycle, which
+  // shared pointers would never free.
   void adopt(Value& parent, const std::vector<ValuePtr>& children) const {
+    if (parent.contained) fail("a value is changed after being put inside another (a reference cycle)");
     for (const auto& child : children) {
+      if (child.get() == &parent) fail("a value is put inside itself (a reference cycle)");
+      child->contained = true;
       if (child->depth >= kMaxNesting) fail("nested more than " + std::to_string(kMaxNesting) + " levels deep");
       parent.depth = std::max(parent.depth, child->depth + 1);
     }

@@ -2,8 +2,11 @@
 
 #include <stb/stb_image.h>
 #include <stb/stb_image_write.h>
+#include <turbojpeg.h>
 
 #include <algorithm>
+#include <climits>
+#include <memory>
 
 #include "util/error.h"
 #include "util/files.h"
@@ -21,40 +24,78 @@ bool is_unsupported_format(const std::vector<uint8_t>& b) {
   return starts_with(b, {'8', 'B', 'P', 'S'}) || starts_with(b, {'#', '?'}) || starts_with(b, {0x53, 0x80, 0xf6, 0x34});
 }
 
-// stb_image 2.27 (Debian 12's) trusts the code counts of a JPEG's Huffman tables: more than 256
-// codes in one table write past its buffers. Such a file is corrupt. This walks the markers as
-// stb does, tables that run past their segment included, and says whether every table fits.
-bool jpeg_huffman_tables_fit(const std::vector<uint8_t>& b) {
-  auto at = [&](size_t i) -> unsigned { return i < b.size() ? b[i] : 0; };
-  // Start of image: 0xd8 after one or more 0xff, as stb reads markers.
+// What stb_image would take for a JPEG: a start-of-image marker after one or more 0xff bytes.
+// All of those go to libjpeg-turbo, so that stb's JPEG decoder (which in 2.27 overruns its
+// Huffman tables and shifts past an int's width on corrupt data) never runs.
+bool is_jpeg(const std::vector<uint8_t>& b) {
   size_t i = 0;
-  while (at(i) == 0xff) ++i;
-  if (i == 0 || at(i) != 0xd8) return true;  // not a JPEG
-  ++i;
-  while (i + 4 <= b.size()) {
-    const unsigned marker = at(i + 1);
-    if (at(i) != 0xff || marker == 0xff) {  // entropy-coded data, or a fill byte
-      ++i;
-      continue;
+  while (i < b.size() && b[i] == 0xff) ++i;
+  return i > 0 && i < b.size() && b[i] == 0xd8;
+}
+
+// stb_image 2.27 reads a PNM header's numbers into an int without an overflow check (undefined
+// behaviour, and a negative size after it). This reads the header as stb does, comments and
+// the end of the file included, and says whether width, height and maximum value fit an int.
+bool pnm_header_numbers_fit(const std::vector<uint8_t>& b) {
+  if (b.size() < 2 || b[0] != 'P' || (b[1] != '5' && b[1] != '6')) return true;  // not a PNM stb reads
+  size_t next = 2;
+  const auto at_end = [&] { return next >= b.size(); };
+  const auto get = [&]() -> char { return at_end() ? 0 : static_cast<char>(b[next++]); };
+  const auto is_space = [](char c) {
+    return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
+  };
+  char c = get();
+  const auto skip_space_and_comments = [&] {
+    for (;;) {
+      while (!at_end() && is_space(c)) c = get();
+      if (at_end() || c != '#') return;
+      while (!at_end() && c != '\n' && c != '\r') c = get();
     }
-    if (marker == 0x00 || marker == 0x01 || (marker >= 0xd0 && marker <= 0xd9)) {  // no length
-      i += 2;
-      continue;
+  };
+  const auto number_fits = [&] {
+    int value = 0;
+    for (; !at_end() && c >= '0' && c <= '9'; c = get()) {
+      if (value > (INT_MAX - (c - '0')) / 10) return false;
+      value = value * 10 + (c - '0');
     }
-    const size_t length = at(i + 2) << 8 | at(i + 3);
-    if (marker == 0xc4) {
-      size_t p = i + 4;
-      for (int64_t left = static_cast<int64_t>(length) - 2; left > 0;) {
-        size_t codes = 0;
-        for (size_t k = 1; k <= 16; ++k) codes += at(p + k);
-        if (codes > 256) return false;
-        p += 17 + codes;
-        left -= static_cast<int64_t>(17 + codes);
-      }
-    }
-    i += 2 + length;
+    return true;
+  };
+  for (int field = 0; field < 3; ++field) {  // width, height, maximum value
+    skip_space_and_comments();
+    if (!number_fits()) return false;
   }
   return true;
+}
+
+// The size from the header first: a small file may declare an enormous picture, and
+// to_mnist_pixels pads it to a square of its longer side.
+void check_picture_size(int w, int h, const std::string& name) {
+  const uint64_t side = static_cast<uint64_t>(std::max(w, h));
+  if (side * side > kMaxImagePixels)
+    throw file_error(name, "image of " + std::to_string(w) + "x" + std::to_string(h) +
+                               " pixels is too large (its square may have at most " + std::to_string(kMaxImagePixels) +
+                               " pixels)");
+}
+
+// libjpeg-turbo's grey output is the JPEG's own luma, as OpenCV's IMREAD_GRAYSCALE reads it.
+// Anything it warns about (a truncated file, corrupt data) is refused rather than half-decoded,
+// and progressive files are limited in their number of scans.
+GreyImage decode_jpeg(const std::vector<uint8_t>& bytes, const std::string& name) {
+  const std::unique_ptr<void, int (*)(tjhandle)> jpeg(tjInitDecompress(), tjDestroy);
+  if (!jpeg) throw file_error(name, "cannot decode image (libjpeg-turbo did not start)");
+  const auto fail = [&] {
+    return file_error(name, std::string("cannot decode image (JPEG: ") + tjGetErrorStr2(jpeg.get()) + ")");
+  };
+  int w = 0, h = 0, subsampling = 0, colourspace = 0;
+  if (tjDecompressHeader3(jpeg.get(), bytes.data(), bytes.size(), &w, &h, &subsampling, &colourspace) != 0)
+    throw fail();
+  if (w <= 0 || h <= 0) throw file_error(name, "cannot decode image (JPEG of no pixels)");
+  check_picture_size(w, h, name);
+  GreyImage image{w, h, std::vector<uint8_t>(static_cast<size_t>(w) * h)};
+  if (tjDecompress2(jpeg.get(), bytes.data(), bytes.size(), image.pixels.data(), w, 0, h, TJPF_GRAY,
+                    TJFLAG_STOPONWARNING | TJFLAG_LIMITSCANS) != 0)
+    throw fail();
+  return image;
 }
 
 }  // namespace
@@ -67,16 +108,12 @@ GreyImage decode_grey_image(const std::vector<uint8_t>& bytes, const std::string
   if (bytes.size() > kMaxImageFileBytes) throw file_error(name, "image file is too large");
   if (is_unsupported_format(bytes))
     throw file_error(name, "unsupported image format (use PNG, JPEG, BMP, GIF, PNM or TGA)");
-  if (!jpeg_huffman_tables_fit(bytes)) throw file_error(name, "cannot decode image (corrupt JPEG Huffman table)");
+  if (is_jpeg(bytes)) return decode_jpeg(bytes, name);
+  if (!pnm_header_numbers_fit(bytes))
+    throw file_error(name, "cannot decode image (corrupt PNM header: a number overflows)");
   int w = 0, h = 0, channels = 0;
-  // The size from the header first: a small file may declare an enormous picture, and
-  // to_mnist_pixels pads it to a square of its longer side.
-  if (stbi_info_from_memory(bytes.data(), static_cast<int>(bytes.size()), &w, &h, &channels) &&
-      static_cast<uint64_t>(std::max(w, h)) * static_cast<uint64_t>(std::max(w, h)) > kMaxImagePixels) {
-    throw file_error(name, "image of " + std::to_string(w) + "x" + std::to_string(h) +
-                               " pixels is too large (its square may have at most " + std::to_string(kMaxImagePixels) +
-                               " pixels)");
-  }
+  if (stbi_info_from_memory(bytes.data(), static_cast<int>(bytes.size()), &w, &h, &channels))
+    check_picture_size(w, h, name);
   uint8_t* data = stbi_load_from_memory(bytes.data(), static_cast<int>(bytes.size()), &w, &h, &channels, 1);
   if (!data) {
     const char* reason = stbi_failure_reason();  // may be null

@@ -1,5 +1,5 @@
-// Image files (PNG, JPEG, BMP, PGM/PPM, GIF, TGA via stb_image) read as grey pixels, within
-// bounds checked before decoding.
+// Image files read as grey pixels, within bounds checked before decoding: JPEG by libjpeg-turbo,
+// PNG, BMP, PGM/PPM, GIF and TGA by stb_image.
 #pragma once
 
 #include <cstdint>
