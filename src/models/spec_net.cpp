@@ -23,9 +23,9 @@ const std::vector<std::string> kActivations = {"relu", "gelu", "tanh", "elu", "s
 // A number of a token, at most `limit`: more digits than that never reach std::stoll.
 int64_t number(const std::string& spec, const std::string& token, const std::ssub_match& digits, int64_t limit,
                const char* what) {
-  if (digits.length() > 18 || std::stoll(digits) > limit)
-    bad(spec, token, std::string(what) + " must be at most " + std::to_string(limit));
-  return std::stoll(digits);
+  const int64_t value = digits.length() > 18 ? limit + 1 : std::stoll(digits);
+  if (value > limit) bad(spec, token, std::string(what) + " must be at most " + std::to_string(limit));
+  return value;
 }
 
 }  // namespace
