@@ -94,7 +94,7 @@ int main(int argc, char** argv) {
   const bool quick = has("--quick");  // smoke run for tests
   const bool one_epoch = args.size() >= 3 && args[0] == "--epoch";
   if (one_epoch) configure_threads(std::stoi(args[2]));
-  const data::Mnist mnist = data::load_mnist(data::kDefaultDataDir);
+  const data::Dataset mnist = data::load_dataset(data::kDefaultDataDir);
   Data d;
   d.norm = data::normalization_from(mnist.train.images);
   d.train_inputs = data::to_model_input(mnist.train.images, d.norm);

@@ -22,6 +22,25 @@ FUSED_ACC_TOLERANCE = 0.01  # one point of accuracy: well inside seed-to-seed sp
 KEYS = ["train_loss", "train_acc", "valid_loss", "valid_acc"]
 
 
+def write_image_folder_tree(idx_dir, root, count):
+    """DIR/{train,test}/<class>/NNNNN.png from the IDX files, class folders named after FashionMNIST's
+    classes ('/' made '_'), so that ImageFolder's sorted classes number them differently from the IDX labels."""
+    import gzip
+    import numpy as np
+    from PIL import Image
+    names = ["T-shirt_top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+    for split, stem, n in [("train", "train", count * 4 // 5), ("test", "t10k", count // 5)]:
+        with gzip.open(os.path.join(idx_dir, f"{stem}-images-idx3-ubyte.gz")) as f:
+            images = np.frombuffer(f.read()[16:], np.uint8).reshape(-1, 28, 28)[:n]
+        with gzip.open(os.path.join(idx_dir, f"{stem}-labels-idx1-ubyte.gz")) as f:
+            labels = np.frombuffer(f.read()[8:], np.uint8)[:n]
+        for name in names:
+            os.makedirs(os.path.join(root, split, name))
+        for i, (image, label) in enumerate(zip(images, labels)):
+            Image.fromarray(image).save(os.path.join(root, split, names[label], f"{i:05d}.png"))
+    return root
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--convkit", required=True)
@@ -29,11 +48,16 @@ def main():
     p.add_argument("--models", default="lenet,mlp")
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
+    p.add_argument("--image-folder", type=int, default=0, metavar="N",
+                   help="train on N images of --data (the first 80%% of the training images, 20%% of the test "
+                        "images) written as a tree of PNG files, read by torchvision's ImageFolder on the Python side")
     args = p.parse_args()
 
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
     failures = 0
     with tempfile.TemporaryDirectory() as tmp:
+        if args.image_folder:
+            args.data = write_image_folder_tree(args.data, os.path.join(tmp, "tree"), args.image_folder)
         for model in args.models.split(","):
             py_json = os.path.join(tmp, model + "-python.json")
             out_dir = os.path.join(tmp, model + "-convkit")

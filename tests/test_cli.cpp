@@ -403,3 +403,60 @@ TEST(Cli, SweepWritesASortedLeaderboardAndResumes) {
   EXPECT_NE(r.out.find("trial-003: valid acc"), std::string::npos) << r.out;
   EXPECT_EQ(std::filesystem::last_write_time(dir / "s" / "trial-002" / "model.pt"), before);
 }
+
+// Real FashionMNIST images written as an image-folder tree with `classes` as folder names:
+// the first `n_train` training and `n_test` test images whose labels have a folder.
+void write_real_tree(const std::filesystem::path& root, const std::vector<std::string>& classes, int n_train,
+                     int n_test) {
+  const data::Dataset real = data::load_dataset(data::kDefaultDataDir, 10000);
+  for (const auto& [split, n] : {std::pair<const data::Split*, int>{&real.train, n_train}, {&real.test, n_test}}) {
+    const std::string name = split == &real.train ? "train" : "test";
+    for (int i = 0, written = 0; written < n; ++i) {
+      const int64_t label = split->labels[i].item<int64_t>();
+      if (label >= static_cast<int64_t>(classes.size())) continue;
+      const auto file = root / name / classes[label] / (std::to_string(i) + ".png");
+      std::filesystem::create_directories(file.parent_path());
+      const uint8_t* p = split->images[i].data_ptr<uint8_t>();
+      data::write_grey_png(file, {28, 28, std::vector<uint8_t>(p, p + 784)});
+      ++written;
+    }
+  }
+}
+
+TEST(Cli, ImageFoldersTrainEvaluateAndPredictWithTheirOwnClassNames) {
+  TempDir dir;
+  const std::vector<std::string> names = {"top",    "trouser", "pullover", "dress", "coat",
+                                          "sandal", "shirt",   "sneaker",  "bag",   "boot"};
+  write_real_tree(dir / "tree", names, 1500, 300);
+  const auto run = dir / "run";
+  const auto trained =
+      run_convkit("train --quiet --epochs 1 --data " + (dir / "tree").string() + " --out " + run.string());
+  ASSERT_EQ(trained.exit_code, 0) << trained.err;
+  std::vector<std::string> sorted = names;
+  std::sort(sorted.begin(), sorted.end());  // ImageFolder's numbering
+  EXPECT_EQ(read_json(run / "model.json")["classes"].get<std::vector<std::string>>(), sorted);
+  const auto metrics = read_json(run / "metrics.json");
+  EXPECT_EQ(metrics["classes"].get<std::vector<std::string>>(), sorted);
+  EXPECT_EQ(metrics["examples"]["test"], 300);
+  EXPECT_TRUE(metrics["per_class"].contains("boot"));
+
+  const auto evaluated =
+      run_convkit("eval --json --checkpoint " + (run / "model.pt").string() + " --data " + (dir / "tree").string());
+  ASSERT_EQ(evaluated.exit_code, 0) << evaluated.err;
+  EXPECT_NEAR(nlohmann::json::parse(evaluated.out)["test_acc"].get<double>(), metrics["test_acc"].get<double>(), 1e-9);
+
+  const auto predicted =
+      run_convkit("predict --json --top 20 --checkpoint " + (run / "model.pt").string() + " " +
+                  (dir / "tree" / "test" / "trouser").string() + "/" +
+                  std::filesystem::directory_iterator(dir / "tree" / "test" / "trouser")->path().filename().string());
+  ASSERT_EQ(predicted.exit_code, 0) << predicted.err;
+  const auto p = nlohmann::json::parse(predicted.out)[0];
+  EXPECT_NE(std::find(sorted.begin(), sorted.end(), p["name"].get<std::string>()), sorted.end());
+  EXPECT_EQ(p["top"].size(), 10u);  // --top is bounded by the model's classes
+
+  // The model on a tree of other classes.
+  write_real_tree(dir / "three", {"top", "trouser", "pullover"}, 30, 30);
+  expect_one_line_error(
+      run_convkit("eval --checkpoint " + (run / "model.pt").string() + " --data " + (dir / "three").string()),
+      "three: has 3 classes (pullover, top, trouser); the model was trained on 10");
+}

@@ -6,6 +6,8 @@
 #include "data/batches.h"
 #include "data/dataset.h"
 #include "data/idx.h"
+#include "data/image_file.h"
+#include "data/image_folder.h"
 #include "data/normalization.h"
 #include "data/split.h"
 #include "data/transforms.h"
@@ -126,30 +128,46 @@ TEST(Dataset, LoadsSyntheticMnistRawAndGzip) {
   for (bool gz : {false, true}) {
     TempDir dir;
     write_synthetic_mnist(dir.path(), 100, 40, gz);
-    const auto m = data::load_mnist(dir.path());
+    const auto m = data::load_dataset(dir.path());
     EXPECT_EQ(m.train.images.sizes(), (std::vector<int64_t>{100, 28, 28}));
     EXPECT_EQ(m.test.labels.size(0), 40);
     EXPECT_EQ(m.train.labels.dtype(), torch::kInt64);
-    const auto limited = data::load_mnist(dir.path(), 25);
+    const auto limited = data::load_dataset(dir.path(), 25);
     EXPECT_EQ(limited.train.images.size(0), 25);
     EXPECT_TRUE(limited.train.labels.equal(m.train.labels.slice(0, 0, 25)));
   }
 }
 
-TEST(Dataset, LabelOutOfRange) {
+TEST(Dataset, ClassesComeFromTheLabelsOrClassesTxt) {
   TempDir dir;
   write_synthetic_mnist(dir.path(), 20, 20, false);
   auto ys = labels_bytes(20);
+  const int64_t reach = *std::max_element(ys.begin(), ys.end()) + 1;
+  EXPECT_EQ(data::load_dataset(dir.path()).classes.size(), static_cast<size_t>(reach));
+  EXPECT_EQ(data::load_dataset(dir.path()).classes[0], "0");  // not FashionMNIST's: the labels' digits
   ys[13] = 12;
   data::write_idx(dir / "train-labels-idx1-ubyte", data::kIdxLabelsMagic, {20}, ys);
-  expect_error([&] { data::load_mnist(dir.path()); }, "train-labels-idx1-ubyte", "label 12 at index 13");
+  EXPECT_EQ(data::load_dataset(dir.path()).classes.size(), 13u);  // e.g. EMNIST's 26 or 47 classes
+  EXPECT_EQ(data::load_dataset(dir.path()).classes.back(), "12");
+  // Test labels the training labels do not reach still count.
+  data::write_idx(dir / "train-labels-idx1-ubyte", data::kIdxLabelsMagic, {20}, std::vector<uint8_t>(20, 1));
+  EXPECT_EQ(data::load_dataset(dir.path()).classes.size(), static_cast<size_t>(reach));
+  write_file_atomically(dir / "classes.txt", "zero\none\ntwo\nthree\nfour\nfive\nsix\nseven\neight\nnine\n");
+  const auto named = data::load_test_set(dir.path());
+  EXPECT_EQ(named.classes.size(), 10u);
+  EXPECT_EQ(named.classes[9], "nine");
+  EXPECT_FALSE(named.train.images.defined());  // the test set alone
+  write_file_atomically(dir / "classes.txt", "zero\r\none\r\n");
+  expect_error([&] { data::load_dataset(dir.path()); }, "classes.txt", "has 2 class names, but the labels go up to");
+  write_file_atomically(dir / "classes.txt", "zero\n\ntwo\n");
+  expect_error([&] { data::load_dataset(dir.path()); }, "classes.txt", "line 2 has no class name");
 }
 
 TEST(Dataset, CountMismatch) {
   TempDir dir;
   write_synthetic_mnist(dir.path(), 20, 20, false);
   data::write_idx(dir / "t10k-labels-idx1-ubyte", data::kIdxLabelsMagic, {19}, labels_bytes(19));
-  expect_error([&] { data::load_mnist(dir.path()); }, "t10k-labels-idx1-ubyte", "has 19 labels but");
+  expect_error([&] { data::load_dataset(dir.path()); }, "t10k-labels-idx1-ubyte", "has 19 labels but");
 }
 
 TEST(Dataset, WrongImageSize) {
@@ -157,7 +175,7 @@ TEST(Dataset, WrongImageSize) {
   write_synthetic_mnist(dir.path(), 20, 20, false);
   data::write_idx(dir / "train-images-idx3-ubyte", data::kIdxImagesMagic, {20, 32, 32},
                   std::vector<uint8_t>(20 * 32 * 32));
-  expect_error([&] { data::load_mnist(dir.path()); }, "train-images-idx3-ubyte", "expected 28x28");
+  expect_error([&] { data::load_dataset(dir.path()); }, "train-images-idx3-ubyte", "expected 28x28");
 }
 
 TEST(Dataset, NormalisationMatchesDefinition) {
@@ -265,4 +283,73 @@ TEST(Rotation, AnglesAreSeededAndInRange) {
   EXPECT_GE(a.min().item<double>(), -25.0);
   EXPECT_GT(a.max().item<double>(), 20.0);  // spread over the whole range
   EXPECT_LT(a.min().item<double>(), -20.0);
+}
+
+// A tree of small grey PNGs: root/<split>/<class>/<file>, each image's pixels all `value`.
+void write_tree_image(const std::filesystem::path& file, uint8_t value, int side = 28) {
+  std::filesystem::create_directories(file.parent_path());
+  data::write_grey_png(file, {side, side, std::vector<uint8_t>(static_cast<size_t>(side) * side, value)});
+}
+
+TEST(ImageFolder, ClassesAndFilesAreTakenInImageFoldersOrder) {
+  TempDir dir;
+  write_tree_image(dir / "train" / "cat" / "b.png", 1);
+  write_tree_image(dir / "train" / "cat" / "a.PNG", 2);  // extensions in any case
+  write_tree_image(dir / "train" / "cat" / "deeper" / "a.png", 3);
+  write_tree_image(dir / "train" / "cat" / ".hidden.png", 9);
+  write_tree_image(dir / "train" / "Dog" / "z.png", 4);  // sorted as bytes: "Dog" before "cat"
+  write_file_atomically(dir / "train" / "Dog" / "notes.txt", "not an image");
+  std::filesystem::create_directories(dir / "train" / ".git");
+  write_tree_image(dir / "test" / "cat" / "x.png", 5);
+  const data::ImageFolderListing train = data::list_image_folder(dir / "train");
+  EXPECT_EQ(train.classes, (std::vector<std::string>{"Dog", "cat"}));
+  std::vector<std::string> names;
+  for (const auto& f : train.files) names.push_back(std::filesystem::relative(f, dir / "train").string());
+  // As sorted(os.walk(...)) visits them: each folder's files sorted, folders in path order.
+  EXPECT_EQ(names, (std::vector<std::string>{"Dog/z.png", "cat/a.PNG", "cat/b.png", "cat/deeper/a.png"}));
+  EXPECT_EQ(train.labels, (std::vector<int64_t>{0, 1, 1, 1}));
+  const data::Split decoded = data::decode_image_folder(train).split;
+  EXPECT_EQ(decoded.images.sizes(), (std::vector<int64_t>{4, 28, 28}));
+  const torch::Tensor corners = decoded.images.select(1, 0).select(1, 0).to(torch::kInt64).contiguous();
+  EXPECT_EQ(std::vector<int64_t>(corners.data_ptr<int64_t>(), corners.data_ptr<int64_t>() + 4),
+            (std::vector<int64_t>{4, 2, 1, 3}));
+  const data::Dataset d = data::load_dataset(dir.path());
+  EXPECT_EQ(d.classes, train.classes);
+  EXPECT_EQ(d.test.labels.item<int64_t>(), 1);  // "cat" in the training classes' numbering
+  EXPECT_EQ(data::load_dataset(dir.path(), 2).train.images.size(0), 2);
+}
+
+TEST(ImageFolder, BadTreesAreRefusedNamingTheFolderOrFile) {
+  TempDir dir;
+  expect_error([&] { data::load_dataset(dir.path()); }, dir.path().string(), "holds neither IDX files");
+  std::filesystem::create_directories(dir / "train");
+  expect_error([&] { data::load_dataset(dir.path()); }, "train", "has no class folders");
+  write_tree_image(dir / "train" / "a" / "1.png", 1);
+  std::filesystem::create_directories(dir / "train" / "b");
+  write_file_atomically(dir / "train" / "b" / "readme.txt", "");
+  expect_error([&] { data::load_dataset(dir.path()); }, "train/b", "is a class folder without images");
+  write_tree_image(dir / "train" / "b" / "1.png", 1);
+  expect_error([&] { data::load_dataset(dir.path()); }, "test", "is missing");
+  write_tree_image(dir / "test" / "c" / "1.png", 1);
+  expect_error([&] { data::load_dataset(dir.path()); }, "test/c", "is a class the training images do not have");
+  std::filesystem::remove_all(dir / "test" / "c");
+  write_tree_image(dir / "test" / "a" / "big.png", 1, 32);
+  expect_error([&] { data::load_dataset(dir.path()); }, "big.png", "image of 32x32 pixels");
+  // --skip-bad does not skip a size: that is a setting to fix. --image-size 28x28 resizes.
+  expect_error([&] { data::load_dataset(dir.path(), 0, {false, true}); }, "big.png", "--image-size 28x28 resizes");
+  const data::Dataset resized = data::load_dataset(dir.path(), 0, {true, false});
+  EXPECT_EQ(resized.test.images.sizes(), (std::vector<int64_t>{1, 28, 28}));
+  EXPECT_EQ(resized.test.images.max().item<int64_t>(), 1);
+  write_file_atomically(dir / "test" / "a" / "big.png", "\x89PNG\r\n\x1a\n broken");
+  expect_error([&] { data::load_dataset(dir.path()); }, "big.png", "cannot decode image (PNG: ");
+  write_tree_image(dir / "test" / "a" / "fine.png", 3);
+  const data::Dataset skipping = data::load_dataset(dir.path(), 0, {false, true});
+  EXPECT_EQ(skipping.test.images.size(0), 1);
+  EXPECT_EQ(skipping.test.images.max().item<int64_t>(), 3);
+  EXPECT_EQ(skipping.test.labels.item<int64_t>(), 0);
+  EXPECT_NE(skipping.skipped.find("Skipped 1 test image files that cannot be decoded (the first: "), std::string::npos)
+      << skipping.skipped;
+  EXPECT_NE(skipping.skipped.find("big.png"), std::string::npos);
+  std::filesystem::remove(dir / "test" / "a" / "fine.png");
+  expect_error([&] { data::load_dataset(dir.path(), 0, {false, true}); }, "big.png", "none of the 1 image files");
 }

@@ -228,6 +228,42 @@ TEST(HostileFiles, ImagesAreBoundedBeforeTheyAreDecoded) {
   EXPECT_EQ(data::read_grey_image(dir / "fine.png").height, 30);
 }
 
+// A PNG's chunks: an 8-byte signature, then length, type, data and CRC each.
+std::string png_chunk(const std::string& type, const std::string& data) {
+  const auto be32 = [](uint32_t v) { return std::string{char(v >> 24), char(v >> 16), char(v >> 8), char(v)}; };
+  const std::string body = type + data;
+  return be32(static_cast<uint32_t>(data.size())) + body +
+         be32(static_cast<uint32_t>(crc32(0, reinterpret_cast<const Bytef*>(body.data()), body.size())));
+}
+
+TEST(HostileFiles, PngsAreDecodedByLibpngAndCorruptOnesAreRefused) {
+  TempDir dir;
+  data::write_grey_png(dir / "fine.png", {5, 3, {0, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100, 110, 120, 130, 140}});
+  const auto fine = read_file_bytes(dir / "fine.png");
+  const std::string whole(fine.begin(), fine.end());
+  const size_t idat = whole.find("IDAT") - 4, iend = whole.find("IEND") - 4;
+  const auto decoded = [&](const std::string& name, const std::string& bytes) {
+    write_file_atomically(dir / name, bytes);
+    return data::read_grey_image(dir / name);
+  };
+  // An empty IDAT chunk is valid (stb_image 2.27 copies from a null pointer on it).
+  EXPECT_EQ(decoded("empty-idat.png", whole.substr(0, idat) + png_chunk("IDAT", "") + whole.substr(idat)).pixels,
+            data::read_grey_image(dir / "fine.png").pixels);
+  std::string flipped = whole;
+  flipped[iend - 1] ^= 0x40;  // the last byte of IDAT's CRC
+  EXPECT_ERROR_HAS(decoded("crc.png", flipped), "crc.png: cannot decode image (PNG: IDAT: CRC error)");
+  flipped = whole;
+  flipped[idat + 10] ^= 0x40;  // inside the compressed pixels
+  EXPECT_ERROR_HAS(decoded("inflate.png", flipped), "inflate.png: cannot decode image (PNG: IDAT: ");
+  EXPECT_ERROR_HAS(decoded("no-end.png", whole.substr(0, iend)), "no-end.png: cannot decode image (PNG: ");
+  EXPECT_ERROR_HAS(decoded("cut.png", whole.substr(0, idat + 12)), "cut.png: cannot decode image (PNG: ");
+  // A header that claims more pixels than its data holds.
+  std::string tall = whole;
+  tall[16 + 7] = 9;  // height 3 -> 9, with the IHDR CRC fixed below
+  tall.replace(8, 25, png_chunk("IHDR", tall.substr(16, 13)));
+  EXPECT_ERROR_HAS(decoded("tall.png", tall), "tall.png: cannot decode image (PNG: ");
+}
+
 TEST(HostileFiles, JpegsAreDecodedByLibjpegTurboAndACutOneIsRefused) {
   TempDir dir;
   std::vector<uint8_t> gradient(64 * 48);

@@ -10,7 +10,7 @@
 using namespace convkit;
 
 TEST(RealData, FashionMnistLoadsWithTheTutorialsConstants) {
-  const auto m = data::load_mnist(data::kDefaultDataDir);
+  const auto m = data::load_dataset(data::kDefaultDataDir);
   EXPECT_EQ(m.train.images.sizes(), (std::vector<int64_t>{60000, 28, 28}));
   EXPECT_EQ(m.test.images.size(0), 10000);
   const auto norm = data::normalization_from(m.train.images);
@@ -18,11 +18,13 @@ TEST(RealData, FashionMnistLoadsWithTheTutorialsConstants) {
   EXPECT_NEAR(norm.std, 0.3530, 5e-5);
   // Every class is present in the training labels in equal numbers.
   EXPECT_TRUE(torch::bincount(m.train.labels).eq(6000).all().item<bool>());
+  EXPECT_EQ(m.classes, data::class_names());  // told from other IDX sets by its test labels
+  EXPECT_EQ(data::load_dataset(data::kDefaultDataDir, 100).classes, data::class_names());
 }
 
 TEST(RealData, ShortTrainingLowersTheLoss) {
   torch::manual_seed(1234);
-  const auto m = data::load_mnist(data::kDefaultDataDir, 6000);
+  const auto m = data::load_dataset(data::kDefaultDataDir, 6000);
   const auto norm = data::normalization_from(m.train.images);
   const auto inputs = data::to_model_input(m.train.images, norm);
   const auto test_inputs = data::to_model_input(m.test.images, norm);

@@ -24,6 +24,8 @@ struct EvalOptions {
   double rotation = run::TrainOptions{}.rotation;
   int64_t batch_size = run::TrainOptions{}.batch_size;
   int64_t limit = 0;
+  std::string image_size;
+  bool skip_bad = false;
   uint64_t seed = run::TrainOptions{}.seed;
   int threads = 0;
   bool json = false, exact = false;
@@ -46,7 +48,7 @@ void run_eval(const EvalOptions& o) {
   eval::LoadedModel loaded = eval::load_model(o.checkpoint, o.model, o.data_dir);
   loaded.model->set_exact(o.exact);
   loaded.model->to(device);
-  const data::Split test = data::load_split(o.data_dir, data::kTestFiles, o.limit);
+  const data::Split test = eval::load_test_images_for(loaded, o.data_dir, o.limit, {!o.image_size.empty(), o.skip_bad});
   if (!o.logits_file.empty()) write_test_logits(o.logits_file, loaded, test, device);
   torch::manual_seed(o.seed);
   const auto r =
@@ -76,7 +78,12 @@ void add_eval_command(CLI::App& app) {
   cmd->add_option("--checkpoint", o->checkpoint, "state_dict file (convkit's or Python's torch.save)")->required();
   cmd->add_option("--model", o->model,
                   "Architecture, when no model.json is beside the checkpoint: " + join(models::model_names(), "|"));
-  cmd->add_option("--data", o->data_dir, "Directory with the IDX files")->capture_default_str();
+  cmd->add_option("--data", o->data_dir,
+                  "Directory with the IDX files or image folders (train/<class>/, test/<class>/)")
+      ->capture_default_str();
+  cmd->add_option("--image-size", o->image_size, "Image folders: resize pictures of other sizes to HxW (28x28)")
+      ->check(CLI::IsMember({"28x28"}));
+  cmd->add_flag("--skip-bad", o->skip_bad, "Image folders: skip files that cannot be decoded (and say how many)");
   cmd->add_option("--rotation", o->rotation, "Max angle (degrees) of the rotated test set")->capture_default_str();
   cmd->add_option("--batch-size", o->batch_size, "Images per batch")->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("--seed", o->seed, "Seed for the rotation angles")

@@ -31,9 +31,10 @@ nlohmann::json predict_file(const std::string& file, eval::LoadedModel& loaded, 
   const torch::Tensor pixels = data::to_mnist_pixels(image, invert).unsqueeze(0);
   const torch::Tensor probs =
       eval::predict_probabilities(*loaded.model, pixels, loaded.normalization(), torch::kCPU)[0];
-  const auto [values, indices] = probs.topk(top_k);
+  const int64_t shown = std::min<int64_t>(top_k, probs.size(0));
+  const auto [values, indices] = probs.topk(shown);
   nlohmann::json top = nlohmann::json::array();
-  for (int k = 0; k < top_k; ++k) {
+  for (int64_t k = 0; k < shown; ++k) {
     const int64_t c = indices[k].item<int64_t>();
     top.push_back({{"class", c}, {"name", loaded.info.classes[c]}, {"probability", values[k].item<float>()}});
   }
@@ -93,9 +94,9 @@ void add_predict_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--invert", o->invert,
                   "auto|yes|no: make dark-on-light photos light-on-dark (auto: judge by the border)")
       ->capture_default_str();
-  cmd->add_option("--top", o->top_k, "How many classes to list per image")
+  cmd->add_option("--top", o->top_k, "How many classes to list per image (at most the model's classes)")
       ->capture_default_str()
-      ->check(CLI::Range(1, static_cast<int>(data::kNumClasses)));
+      ->check(CLI::Range(1, 1000));
   cmd->add_flag("--json", o->json, "Print a JSON array instead of lines");
   cmd->add_option("images", o->images, "Image files (after --, names may start with -)")->required();
   cmd->callback([o, &exit_code] { exit_code = run_predict(*o); });

@@ -28,6 +28,19 @@ bool has_light_background(const GreyImage& image) {
   return count > 0 && sum / count > 127.5;
 }
 
+torch::Tensor resize_grey(const GreyImage& image, int64_t height, int64_t width) {
+  const torch::Tensor x =
+      torch::from_blob(const_cast<uint8_t*>(image.pixels.data()), {1, 1, image.height, image.width}, torch::kUInt8)
+          .to(torch::kFloat);
+  namespace F = torch::nn::functional;
+  const auto options = F::InterpolateFuncOptions()
+                           .size(std::vector<int64_t>{height, width})
+                           .mode(torch::kBilinear)
+                           .align_corners(false)
+                           .antialias(true);
+  return F::interpolate(x, options).round().clamp(0, 255).to(torch::kUInt8)[0][0].contiguous();
+}
+
 torch::Tensor to_mnist_pixels(const GreyImage& image, Invert invert) {
   const bool flip = invert == Invert::Yes || (invert == Invert::Auto && has_light_background(image));
   torch::Tensor x =

@@ -21,4 +21,8 @@ bool has_light_background(const GreyImage& image);
 // when shrinking, bilinear when enlarging).
 torch::Tensor to_mnist_pixels(const GreyImage& image, Invert invert);
 
+// uint8 [height, width]: the picture resized as torchvision's Resize((height, width)) resizes a
+// PIL image (bilinear, antialiased when shrinking), rounded to the nearest level.
+torch::Tensor resize_grey(const GreyImage& image, int64_t height, int64_t width);
+
 }  // namespace convkit::data

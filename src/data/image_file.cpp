@@ -8,6 +8,7 @@
 #include <climits>
 #include <memory>
 
+#include "data/png_reader.h"
 #include "util/error.h"
 #include "util/files.h"
 
@@ -77,24 +78,62 @@ void check_picture_size(int w, int h, const std::string& name) {
                                " pixels)");
 }
 
-// libjpeg-turbo's grey output is the JPEG's own luma, as OpenCV's IMREAD_GRAYSCALE reads it.
-// Anything it warns about (a truncated file, corrupt data) is refused rather than half-decoded,
-// and progressive files are limited in their number of scans.
+// ITU-R 601 luma in PIL's fixed point (Image.convert("L")), so that a colour picture turns grey
+// as torchvision's loaders turn it.
+uint8_t grey_from_rgb(const uint8_t* rgb) {
+  return static_cast<uint8_t>((rgb[0] * 19595u + rgb[1] * 38470u + rgb[2] * 7471u + 0x8000u) >> 16);
+}
+
+// CMYK JPEGs store their samples inverted (Adobe's convention, which PIL and libjpeg assume):
+// each colour is its stored value scaled by the stored black, with PIL's rounding, then luma.
+uint8_t grey_from_inverted_cmyk(const uint8_t* cmyk) {
+  const auto times_black = [&](unsigned colour) {
+    const unsigned product = (255 - colour) * cmyk[3] + 128;  // PIL's MULDIV255
+    return static_cast<uint8_t>(cmyk[3] - (((product >> 8) + product) >> 8));
+  };
+  const uint8_t rgb[3] = {times_black(cmyk[0]), times_black(cmyk[1]), times_black(cmyk[2])};
+  return grey_from_rgb(rgb);
+}
+
+// Grey JPEGs are decoded as they are. Colour ones are decoded to RGB and turned grey as PIL does,
+// rather than taking their luma plane: with subsampled chroma the two differ by many levels.
+// Anything libjpeg-turbo warns about (a truncated file, corrupt data) is refused rather than
+// half-decoded, and progressive files are limited in their number of scans.
 GreyImage decode_jpeg(const std::vector<uint8_t>& bytes, const std::string& name) {
   const std::unique_ptr<void, int (*)(tjhandle)> jpeg(tjInitDecompress(), tjDestroy);
   if (!jpeg) throw file_error(name, "cannot decode image (libjpeg-turbo did not start)");
-  const auto fail = [&] {
-    return file_error(name, std::string("cannot decode image (JPEG: ") + tjGetErrorStr2(jpeg.get()) + ")");
-  };
   int w = 0, h = 0, subsampling = 0, colourspace = 0;
   if (tjDecompressHeader3(jpeg.get(), bytes.data(), bytes.size(), &w, &h, &subsampling, &colourspace) != 0)
-    throw fail();
+    throw file_error(name, std::string("cannot decode image (JPEG: ") + tjGetErrorStr2(jpeg.get()) + ")");
   if (w <= 0 || h <= 0) throw file_error(name, "cannot decode image (JPEG of no pixels)");
   check_picture_size(w, h, name);
-  GreyImage image{w, h, std::vector<uint8_t>(static_cast<size_t>(w) * h)};
-  if (tjDecompress2(jpeg.get(), bytes.data(), bytes.size(), image.pixels.data(), w, 0, h, TJPF_GRAY,
-                    TJFLAG_STOPONWARNING | TJFLAG_LIMITSCANS) != 0)
-    throw fail();
+  const auto decode_as = [&](int pixel_format, int channels) {
+    std::vector<uint8_t> pixels(static_cast<size_t>(w) * h * channels);
+    if (tjDecompress2(jpeg.get(), bytes.data(), bytes.size(), pixels.data(), w, 0, h, pixel_format,
+                      TJFLAG_STOPONWARNING | TJFLAG_LIMITSCANS) != 0)
+      throw file_error(name, std::string("cannot decode image (JPEG: ") + tjGetErrorStr2(jpeg.get()) + ")");
+    return pixels;
+  };
+  GreyImage image{w, h, {}};
+  if (colourspace == TJCS_GRAY) {
+    image.pixels = decode_as(TJPF_GRAY, 1);
+  } else if (colourspace == TJCS_CMYK || colourspace == TJCS_YCCK) {
+    const std::vector<uint8_t> cmyk = decode_as(TJPF_CMYK, 4);
+    image.pixels.resize(cmyk.size() / 4);
+    for (size_t i = 0; i < image.pixels.size(); ++i) image.pixels[i] = grey_from_inverted_cmyk(&cmyk[4 * i]);
+  } else {
+    const std::vector<uint8_t> rgb = decode_as(TJPF_RGB, 3);
+    image.pixels.resize(rgb.size() / 3);
+    for (size_t i = 0; i < image.pixels.size(); ++i) image.pixels[i] = grey_from_rgb(&rgb[3 * i]);
+  }
+  return image;
+}
+
+GreyImage decode_png_as_grey(const std::vector<uint8_t>& bytes, const std::string& name) {
+  PngPixels png = decode_png(bytes, name, [&](int w, int h) { check_picture_size(w, h, name); });
+  if (png.channels == 1) return {png.width, png.height, std::move(png.pixels)};
+  GreyImage image{png.width, png.height, std::vector<uint8_t>(static_cast<size_t>(png.width) * png.height)};
+  for (size_t i = 0; i < image.pixels.size(); ++i) image.pixels[i] = grey_from_rgb(&png.pixels[3 * i]);
   return image;
 }
 
@@ -109,18 +148,24 @@ GreyImage decode_grey_image(const std::vector<uint8_t>& bytes, const std::string
   if (is_unsupported_format(bytes))
     throw file_error(name, "unsupported image format (use PNG, JPEG, BMP, GIF, PNM or TGA)");
   if (is_jpeg(bytes)) return decode_jpeg(bytes, name);
+  if (is_png(bytes)) return decode_png_as_grey(bytes, name);
   if (!pnm_header_numbers_fit(bytes))
     throw file_error(name, "cannot decode image (corrupt PNM header: a number overflows)");
   int w = 0, h = 0, channels = 0;
   if (stbi_info_from_memory(bytes.data(), static_cast<int>(bytes.size()), &w, &h, &channels))
     check_picture_size(w, h, name);
-  uint8_t* data = stbi_load_from_memory(bytes.data(), static_cast<int>(bytes.size()), &w, &h, &channels, 1);
+  // In the file's own channels, so that colour turns grey by PIL's rule rather than stb's.
+  const std::unique_ptr<uint8_t, void (*)(void*)> data(
+      stbi_load_from_memory(bytes.data(), static_cast<int>(bytes.size()), &w, &h, &channels, 0), stbi_image_free);
   if (!data) {
     const char* reason = stbi_failure_reason();  // may be null
     throw file_error(name, std::string("cannot decode image (") + (reason ? reason : "unknown reason") + ")");
   }
-  GreyImage image{w, h, std::vector<uint8_t>(data, data + static_cast<size_t>(w) * h)};
-  stbi_image_free(data);
+  GreyImage image{w, h, std::vector<uint8_t>(static_cast<size_t>(w) * h)};
+  for (size_t i = 0; i < image.pixels.size(); ++i) {
+    const uint8_t* pixel = data.get() + i * channels;
+    image.pixels[i] = channels >= 3 ? grey_from_rgb(pixel) : pixel[0];  // grey, or grey and alpha
+  }
   return image;
 }
 

@@ -1,5 +1,5 @@
 // Image files read as grey pixels, within bounds checked before decoding: JPEG by libjpeg-turbo,
-// PNG, BMP, PGM/PPM, GIF and TGA by stb_image.
+// PNG by libpng, BMP, PGM/PPM, GIF and TGA by stb_image. Colour turns grey as PIL's convert("L").
 #pragma once
 
 #include <cstdint>

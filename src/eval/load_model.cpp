@@ -1,9 +1,12 @@
 #include "eval/load_model.h"
 
+#include <iostream>
 #include "checkpoint/state_dict.h"
 #include "data/dataset.h"
 #include "models/registry.h"
+
 #include "util/error.h"
+#include "util/format.h"
 
 namespace convkit::eval {
 
@@ -16,15 +19,31 @@ LoadedModel load_model(const std::filesystem::path& checkpoint, const std::strin
                                               " beside it to name the architecture; pass --model");
   }
   if (!info) {
-    const data::Split train = data::load_split(data_dir, data::kTrainFiles);
-    const data::Normalization norm = data::normalization_from(train.images);
-    info = checkpoint::CheckpointInfo{model_name, data::kNumClasses, norm.mean, norm.std, data::class_names()};
+    const data::Dataset data = data::load_dataset(data_dir);
+    const data::Normalization norm = data::normalization_from(data.train.images);
+    info = checkpoint::CheckpointInfo{model_name, static_cast<int64_t>(data.classes.size()), norm.mean, norm.std,
+                                      data.classes};
   }
   if (!model_name.empty()) info->model = model_name;
   LoadedModel loaded{models::make_model(info->model, info->num_classes), *info};
   checkpoint::load_state_dict(*loaded.model, state, checkpoint.string());
   loaded.model->eval();
   return loaded;
+}
+
+data::Split load_test_images_for(const LoadedModel& loaded, const std::string& data_dir, int64_t limit,
+                                 data::FolderOptions folders) {
+  const data::Dataset data = data::load_test_set(data_dir, limit, folders);
+  if (!data.skipped.empty()) std::cerr << data.skipped << "\n";
+  const auto count = static_cast<int64_t>(data.classes.size());
+  // IDX labels are indices whatever the names; folders' labels are their names' places.
+  const bool names_matter = data::is_image_folder_dataset(data_dir);
+  if (count != loaded.info.num_classes || (names_matter && data.classes != loaded.info.classes)) {
+    throw file_error(data_dir, "has " + std::to_string(count) + " classes (" + join(data.classes, ", ") +
+                                   "); the model was trained on " + std::to_string(loaded.info.num_classes) + " (" +
+                                   join(loaded.info.classes, ", ") + ")");
+  }
+  return data.test;
 }
 
 }  // namespace convkit::eval

@@ -54,16 +54,17 @@ void write_samples(const std::filesystem::path& dir, const data::Split& train) {
   plot_image_grid(dir / "samples.png", "", panels, 5, 5, ColourMap::Bone, 600);
 }
 
-void write_mistakes(const std::filesystem::path& dir, const data::Split& test, const eval::Predictions& p) {
+void write_mistakes(const std::filesystem::path& dir, const data::Split& test, const eval::Predictions& p,
+                    const std::vector<std::string>& names) {
   const torch::Tensor confidence = std::get<0>(p.probabilities.max(1));
   const torch::Tensor wrong = p.predicted.ne(test.labels).nonzero().squeeze(1);
   const torch::Tensor order = confidence.index_select(0, wrong).argsort(0, /*descending=*/true);
   std::vector<Panel> panels;
   for (int64_t k = 0; k < std::min<int64_t>(kGalleryImages, order.size(0)); ++k) {
     const int64_t i = wrong[order[k].item<int64_t>()].item<int64_t>();
-    panels.push_back(panel_from(
-        test.images[i], strprintf("true: %s\npred: %s %.2f", data::kClassNames[test.labels[i].item<int64_t>()],
-                                  data::kClassNames[p.predicted[i].item<int64_t>()], confidence[i].item<float>())));
+    panels.push_back(panel_from(test.images[i],
+                                strprintf("true: %s\npred: %s %.2f", names[test.labels[i].item<int64_t>()].c_str(),
+                                          names[p.predicted[i].item<int64_t>()].c_str(), confidence[i].item<float>())));
   }
   plot_image_grid(dir / "mistakes.png", "The 25 most confidently wrong test images", panels, 5, 5, ColourMap::Bone,
                   1000);
@@ -71,7 +72,7 @@ void write_mistakes(const std::filesystem::path& dir, const data::Split& test, c
 
 // The first convolution's filters (top row) and what each makes of one test image (bottom row).
 bool write_filters(const std::filesystem::path& dir, models::ClassifierImpl& model, const data::Split& test,
-                   data::Normalization norm) {
+                   data::Normalization norm, const std::vector<std::string>& names) {
   torch::nn::Conv2dImpl* conv = nullptr;
   for (const auto& m : model.modules(/*include_self=*/false)) {
     if ((conv = m->as<torch::nn::Conv2dImpl>())) break;
@@ -82,7 +83,7 @@ bool write_filters(const std::filesystem::path& dir, models::ClassifierImpl& mod
   const int64_t shown = std::min<int64_t>(weight.size(0), kFiltersShown);
   const torch::Tensor image = data::to_model_input(test.images.slice(0, 0, 1), norm);
   const torch::Tensor maps = conv->forward(image.to(conv->weight.device())).cpu()[0];
-  const std::string name = data::kClassNames[test.labels[0].item<int64_t>()];
+  const std::string name = names[test.labels[0].item<int64_t>()];
   std::vector<Panel> panels = {panel_from(image[0][0], "input")};
   for (int64_t f = 0; f < shown; ++f) panels.push_back(panel_from(weight[f][0], "filter " + std::to_string(f + 1)));
   panels.push_back(panel_from(image[0][0], name));
@@ -102,40 +103,42 @@ void write_rotation_curve(const std::filesystem::path& dir, const RunAnalysis& a
              "Accuracy", {series});
 }
 
-void write_confusion(const std::filesystem::path& dir, const ClassificationReport& classes) {
+void write_confusion(const std::filesystem::path& dir, const ClassificationReport& classes,
+                     const std::vector<std::string>& names) {
   const int64_t n = classes.confusion.size(0);
   std::vector<std::vector<int64_t>> counts(n);
   const auto c = classes.confusion.accessor<int64_t, 2>();
   for (int64_t t = 0; t < n; ++t)
     for (int64_t q = 0; q < n; ++q) counts[t].push_back(c[t][q]);
-  plot_confusion(dir / "confusion.png", counts, data::class_names(), "Test confusion matrix");
+  plot_confusion(dir / "confusion.png", counts, names, "Test confusion matrix");
 }
 
 // A 2-D map of the hidden representation of the first test images, coloured by class.
 void write_map(const std::filesystem::path& file, const char* method, const torch::Tensor& points,
-               const data::Split& test) {
+               const data::Split& test, const std::vector<std::string>& names) {
   const int64_t n = points.size(0);
   plot_scatter(file, strprintf("%s of the hidden representation (%lld test images)", method, static_cast<long long>(n)),
                to_vector(points.select(1, 0)), to_vector(points.select(1, 1)), to_labels(test.labels.slice(0, 0, n)),
-               data::class_names());
+               names);
 }
 
 }  // namespace
 
 std::vector<std::string> write_figures(const std::filesystem::path& run_dir, const RunAnalysis& analysis,
-                                       models::ClassifierImpl& model, const data::Mnist& mnist,
+                                       models::ClassifierImpl& model, const data::Dataset& data,
                                        data::Normalization norm, const std::vector<train::EpochRecord>& history,
                                        const std::string& model_name) {
   const auto dir = run_dir / "figures";
   ensure_writable_dir(dir);
   write_history_figures(dir, history);
   write_rotation_curve(dir, analysis, model_name);
-  write_samples(dir, mnist.train);
-  write_confusion(dir, analysis.classes);
-  write_mistakes(dir, mnist.test, analysis.predictions);
-  const bool has_filters = write_filters(dir, model, mnist.test, norm);
-  write_map(dir / "pca.png", "PCA", analysis.pca, mnist.test);
-  if (analysis.tsne.defined()) write_map(dir / "tsne.png", "t-SNE", analysis.tsne, mnist.test);
+  const std::vector<std::string>& names = analysis.class_names;
+  write_samples(dir, data.train);
+  write_confusion(dir, analysis.classes, names);
+  write_mistakes(dir, data.test, analysis.predictions, names);
+  const bool has_filters = write_filters(dir, model, data.test, norm, names);
+  write_map(dir / "pca.png", "PCA", analysis.pca, data.test, names);
+  if (analysis.tsne.defined()) write_map(dir / "tsne.png", "t-SNE", analysis.tsne, data.test, names);
   std::vector<std::string> figures;
   for (const std::string name :
        {"samples", "accuracy", "loss", "confusion", "mistakes", "filters", "pca", "tsne", "rotation"}) {

@@ -16,11 +16,13 @@ nlohmann::json scores_json(const ClassScores& s) {
 
 }  // namespace
 
-RunAnalysis analyse_run(models::ClassifierImpl& model, const data::Split& test, data::Normalization norm,
+RunAnalysis analyse_run(models::ClassifierImpl& model, const data::Split& test,
+                        const std::vector<std::string>& class_names, data::Normalization norm,
                         const torch::Device& device) {
   RunAnalysis a;
+  a.class_names = class_names;
   a.predictions = eval::predict_all(model, test.images, norm, device);
-  a.classes = classification_report(test.labels, a.predictions.predicted, data::kNumClasses);
+  a.classes = classification_report(test.labels, a.predictions.predicted, static_cast<int64_t>(class_names.size()));
   const data::Split rotation_subset = data::first(test, eval::kRotationImages);
   a.rotation_images = rotation_subset.images.size(0);
   a.rotation_curve = eval::accuracy_vs_rotation(model, rotation_subset, norm, eval::rotation_curve_angles(), device);
@@ -35,17 +37,20 @@ RunAnalysis analyse_run(models::ClassifierImpl& model, const data::Split& test, 
 nlohmann::json analysis_metrics(const RunAnalysis& a) {
   const ClassificationReport& cr = a.classes;
   nlohmann::json per_class;
-  for (int64_t k = 0; k < data::kNumClasses; ++k) per_class[data::kClassNames[k]] = scores_json(cr.per_class[k]);
+  const int64_t n = static_cast<int64_t>(a.class_names.size());
+  for (int64_t k = 0; k < n; ++k) per_class[a.class_names[k]] = scores_json(cr.per_class[k]);
   per_class["accuracy"] = cr.accuracy;
   per_class["macro avg"] = scores_json(cr.macro);
   per_class["weighted avg"] = scores_json(cr.weighted);
-  std::vector<std::vector<int64_t>> confusion(data::kNumClasses);
-  for (int64_t t = 0; t < data::kNumClasses; ++t)
-    for (int64_t q = 0; q < data::kNumClasses; ++q) confusion[t].push_back(cr.confusion[t][q].item<int64_t>());
+  std::vector<std::vector<int64_t>> confusion(n);
+  const auto counts = cr.confusion.accessor<int64_t, 2>();
+  for (int64_t t = 0; t < n; ++t)
+    for (int64_t q = 0; q < n; ++q) confusion[t].push_back(counts[t][q]);
   nlohmann::json curve = nlohmann::json::array();
   for (const auto& point : a.rotation_curve)
     curve.push_back({{"degrees", point.degrees}, {"accuracy", point.accuracy}});
-  return {{"confusion_matrix", confusion},
+  return {{"classes", a.class_names},
+          {"confusion_matrix", confusion},
           {"per_class", per_class},
           {"rotation_curve", curve},
           {"pca_images", a.pca.size(0)},

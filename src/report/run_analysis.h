@@ -21,7 +21,8 @@ inline constexpr int64_t kTsneImages = 1000;    // first N test images in tsne.p
 inline constexpr int64_t kMinTsneImages = 100;  // fewer give no t-SNE figure
 
 struct RunAnalysis {
-  eval::Predictions predictions;  // over the whole test set
+  std::vector<std::string> class_names;  // index = label
+  eval::Predictions predictions;         // over the whole test set
   ClassificationReport classes;
   std::vector<eval::RotationPoint> rotation_curve;  // over the first kRotationImages
   int64_t rotation_images = 0;
@@ -29,12 +30,12 @@ struct RunAnalysis {
   torch::Tensor tsne;  // float [n, 2], the first kTsneImages; undefined with too few images
 };
 
-RunAnalysis analyse_run(models::ClassifierImpl& model, const data::Split& test, data::Normalization norm,
+RunAnalysis analyse_run(models::ClassifierImpl& model, const data::Split& test,
+                        const std::vector<std::string>& class_names, data::Normalization norm,
                         const torch::Device& device);
 
-// The analyses as metrics.json records them: confusion_matrix, per_class (as scikit-learn's
-// classification_report(output_dict=True)), rotation_curve, pca_images, tsne_images,
-// rotation_images.
+// The analyses as metrics.json records them: classes (the names, index = label), confusion_matrix, per_class (as
+// scikit-learn's classification_report(output_dict=True)), rotation_curve, pca_images, tsne_images, rotation_images.
 nlohmann::json analysis_metrics(const RunAnalysis& analysis);
 
 }  // namespace convkit::report

@@ -55,7 +55,7 @@ std::string training_table(const std::vector<train::EpochRecord>& history) {
 }
 
 // metrics.json's per_class, as scikit-learn's classification_report prints it.
-std::string classification_table(const nlohmann::json& per_class) {
+std::string classification_table(const nlohmann::json& classes, const nlohmann::json& per_class) {
   std::string h =
       "<h2>Classification report (test set)</h2><table><tr><th></th><th>precision</th><th>recall</th>"
       "<th>f1-score</th><th>support</th></tr>";
@@ -64,7 +64,8 @@ std::string classification_table(const nlohmann::json& per_class) {
                    html_escape(name).c_str(), s.value("precision", 0.0), s.value("recall", 0.0),
                    s.value("f1-score", 0.0), static_cast<long long>(s.value("support", 0)));
   };
-  for (const char* c : data::kClassNames) row(c, per_class[c]);
+  for (const auto& c : classes)
+    row(c.get<std::string>(), per_class.value(c.get<std::string>(), nlohmann::json::object()));
   h += strprintf("<tr><td>accuracy</td><td></td><td></td><td>%.4f</td><td>%lld</td></tr>",
                  per_class.value("accuracy", 0.0), static_cast<long long>(per_class["macro avg"].value("support", 0)));
   row("macro avg", per_class["macro avg"]);
@@ -102,18 +103,19 @@ void write_html_report(const std::filesystem::path& run_dir, const nlohmann::jso
   const std::string model = metrics.value("model", std::string("?"));
   std::string h = html_page_start("convkit run: " + model) + "<h1>convkit run: " + html_escape(model) + "</h1>";
   h += summary_cards(metrics) + configuration_table(metrics) + training_table(history);
-  if (metrics.contains("per_class")) h += classification_table(metrics["per_class"]);
+  if (metrics.contains("per_class") && metrics.contains("classes"))
+    h += classification_table(metrics["classes"], metrics["per_class"]);
   h += figure_grid(run_dir) + "<p>Written by convkit.</p>" + kHtmlPageEnd;
   write_file_atomically(run_dir / "report.html", h);
 }
 
 nlohmann::json write_run_report(const std::filesystem::path& run_dir, models::ClassifierImpl& model,
-                                const data::Mnist& mnist, data::Normalization norm, const torch::Device& device,
+                                const data::Dataset& data, data::Normalization norm, const torch::Device& device,
                                 const std::vector<train::EpochRecord>& history, nlohmann::json metrics) {
-  const RunAnalysis analysis = analyse_run(model, mnist.test, norm, device);
+  const RunAnalysis analysis = analyse_run(model, data.test, data.classes, norm, device);
   metrics.update(analysis_metrics(analysis));
   metrics["figures"] =
-      write_figures(run_dir, analysis, model, mnist, norm, history, metrics.value("model", std::string("model")));
+      write_figures(run_dir, analysis, model, data, norm, history, metrics.value("model", std::string("model")));
   write_html_report(run_dir, metrics, history);
   return metrics;
 }

@@ -25,6 +25,8 @@ struct TrainOptions {
   std::string device = "auto";
   double rotation = 25.0;  // degrees for the rotated test set
   int64_t limit = 0;       // 0: all images
+  std::string image_size;  // image folders: "28x28" resizes pictures of other sizes; empty refuses them
+  bool skip_bad = false;   // image folders: skip files that cannot be decoded, and say how many
   bool exact = false;      // LibTorch's kernels only: bit-identical to the Python tutorial, slower
   bool test = true;        // evaluate the test sets (sweeps select on validation only)
 
@@ -42,5 +44,8 @@ struct TrainOptions {
 };
 
 std::filesystem::path out_dir_for(const TrainOptions& options);
+
+// How the run reads image folders.
+data::FolderOptions folder_options(const TrainOptions& options);
 
 }  // namespace convkit::run

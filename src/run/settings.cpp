@@ -60,8 +60,17 @@ const std::vector<Setting>& all_settings() {
        }},
       {"seed", "--seed", "Seed of the global random generator",
        FieldOf<uint64_t>([](TrainOptions& o) -> uint64_t& { return o.seed; })},
-      {"data_dir", "--data", "Directory with the IDX files (raw or .gz)",
+      {"data_dir", "--data",
+       "Directory with the IDX files (raw or .gz) or image folders (train/<class>/, test/<class>/)",
        FieldOf<std::string>([](TrainOptions& o) -> std::string& { return o.data_dir; })},
+      {"image_size", "--image-size", "Image folders: resize pictures of other sizes to HxW (28x28, the networks' size)",
+       FieldOf<std::string>([](TrainOptions& o) -> std::string& { return o.image_size; }),
+       [](const TrainOptions& o) {
+         return std::string(
+             o.image_size.empty() || o.image_size == "28x28" ? "" : "must be 28x28, the size the networks take");
+       }},
+      {"skip_bad", "--skip-bad", "Image folders: skip files that cannot be decoded (and say how many)",
+       FieldOf<bool>([](TrainOptions& o) -> bool& { return o.skip_bad; })},
       {"limit", "--limit", "Use only the first N training and test images (0: all)",
        FieldOf<int64_t>([](TrainOptions& o) -> int64_t& { return o.limit; }),
        [](const TrainOptions& o) {

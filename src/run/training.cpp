@@ -31,7 +31,7 @@ namespace {
 
 // The training images in model-input form, and the validation split taken from them.
 struct TrainingData {
-  data::Mnist mnist;
+  data::Dataset data;
   data::Normalization norm;
   torch::Tensor train_inputs;  // all 60,000, normalised; the split's train indices select from it
   data::TrainValidIndices split;
@@ -40,21 +40,23 @@ struct TrainingData {
 
 TrainingData load_training_data(const TrainOptions& options, std::ostream& out) {
   TrainingData d;
-  d.mnist = data::load_mnist(options.data_dir, options.limit);
-  d.norm = data::normalization_from(d.mnist.train.images);
+  d.data = data::load_dataset(options.data_dir, options.limit, folder_options(options));
+  if (!d.data.skipped.empty()) out << d.data.skipped << "\n";
+  d.norm = data::normalization_from(d.data.train.images);
+  out << "Classes: " << d.data.classes.size() << " (" << join(d.data.classes, ", ") << ")\n";
   out << strprintf("Normalisation: mean %.4f, std %.4f (from %lld training images)\n", d.norm.mean, d.norm.std,
-                   static_cast<long long>(d.mnist.train.images.size(0)));
-  d.train_inputs = data::to_model_input(d.mnist.train.images, d.norm);
-  d.split = data::random_split(d.mnist.train.images.size(0));
+                   static_cast<long long>(d.data.train.images.size(0)));
+  d.train_inputs = data::to_model_input(d.data.train.images, d.norm);
+  d.split = data::random_split(d.data.train.images.size(0));
   if (d.split.train.size(0) == 0 || d.split.valid.size(0) == 0) {
-    throw file_error(options.data_dir, "has " + std::to_string(d.mnist.train.images.size(0)) +
+    throw file_error(options.data_dir, "has " + std::to_string(d.data.train.images.size(0)) +
                                            " training images: too few to split 90/10 into training and validation");
   }
   d.valid_inputs = d.train_inputs.index_select(0, d.split.valid);
-  d.valid_labels = d.mnist.train.labels.index_select(0, d.split.valid);
+  d.valid_labels = d.data.train.labels.index_select(0, d.split.valid);
   out << "Number of training examples: " << d.split.train.size(0) << "\n"
       << "Number of validation examples: " << d.split.valid.size(0) << "\n"
-      << "Number of testing examples: " << d.mnist.test.images.size(0) << "\n";
+      << "Number of testing examples: " << d.data.test.images.size(0) << "\n";
   return d;
 }
 
@@ -66,10 +68,10 @@ struct Network {
   std::unique_ptr<torch::optim::Optimizer> optimizer;
 };
 
-Network build_network(const TrainOptions& options, const RunDir& run, int threads, const torch::Device& device,
-                      std::ostream& out) {
+Network build_network(const TrainOptions& options, const RunDir& run, int64_t classes, int threads,
+                      const torch::Device& device, std::ostream& out) {
   Network n;
-  n.model = models::make_model(options.model, data::kNumClasses);
+  n.model = models::make_model(options.model, classes);
   n.model->set_exact(options.exact);
   n.model->to(device);
   if (options.resume) checkpoint::load_resume_weights(run.resume(), *n.model);
@@ -78,7 +80,7 @@ Network build_network(const TrainOptions& options, const RunDir& run, int thread
                    options.exact ? "exact" : "fused")
       << std::flush;
   // Exact mode keeps the tutorial's per-parameter updates (and its resume.pt layout).
-  n.fast = train::prepare_fast_path(*n.model, options.model, data::kNumClasses, threads, device);
+  n.fast = train::prepare_fast_path(*n.model, options.model, classes, threads, device);
   n.optimizer = train::make_optimizer(options.optimizer, n.fast.parameters, options.exact);
   return n;
 }
@@ -90,11 +92,11 @@ struct RunState {
 };
 
 RunState start_or_resume(const TrainOptions& options, const RunDir& run, torch::optim::Optimizer& optimizer,
-                         data::Normalization norm, std::ostream& out) {
+                         const TrainingData& d, std::ostream& out) {
   RunState p;
   if (!options.resume) {
-    checkpoint::write_checkpoint_info(run.model(),
-                                      {options.model, data::kNumClasses, norm.mean, norm.std, data::class_names()});
+    const auto classes = static_cast<int64_t>(d.data.classes.size());
+    checkpoint::write_checkpoint_info(run.model(), {options.model, classes, d.norm.mean, d.norm.std, d.data.classes});
     return p;
   }
   p.point = checkpoint::load_resume_point(run.resume(), optimizer);
@@ -139,7 +141,7 @@ train::EpochRecord run_epoch(int64_t epoch, const TrainOptions& options, const T
   steps.first_step = (epoch - 1) * steps_per_epoch(options, d);
   train::EpochRecord record;
   record.epoch = epoch;
-  record.train = train::train_epoch(*net.model, *net.optimizer, d.train_inputs, d.mnist.train.labels, order,
+  record.train = train::train_epoch(*net.model, *net.optimizer, d.train_inputs, d.data.train.labels, order,
                                     options.batch_size, device, steps, !options.quiet);
   record.train_seconds = clock.seconds();
   train::draw_loader_base_seed();
@@ -184,7 +186,7 @@ nlohmann::json run_metrics(const TrainOptions& options, int threads, const Train
        {"device", device.str()},
        {"normalization", {{"mean", d.norm.mean}, {"std", d.norm.std}}},
        {"examples",
-        {{"train", d.split.train.size(0)}, {"valid", d.split.valid.size(0)}, {"test", d.mnist.test.images.size(0)}}}});
+        {{"train", d.split.train.size(0)}, {"valid", d.split.valid.size(0)}, {"test", d.data.test.images.size(0)}}}});
   return metrics;
 }
 
@@ -204,7 +206,7 @@ void write_outputs(const TrainOptions& options, const RunDir& run, models::Class
   const bool report = options.report && options.test;
   if (report) {
     const Stopwatch report_clock;
-    metrics = report::write_run_report(run.dir, model, d.mnist, d.norm, device, history, metrics);
+    metrics = report::write_run_report(run.dir, model, d.data, d.norm, device, history, metrics);
     metrics["report_seconds"] = report_clock.seconds();
   }
   write_file_atomically(run.metrics(), metrics.dump(2) + "\n");
@@ -226,8 +228,8 @@ RunResult run_training(const TrainOptions& options, std::ostream& out) {
   // The order of everything that draws from the global generator below mirrors the tutorial.
   torch::manual_seed(options.seed);
   TrainingData data = load_training_data(options, out);
-  Network net = build_network(options, run, threads, device, out);
-  RunState state = start_or_resume(options, run, *net.optimizer, data.norm, out);
+  Network net = build_network(options, run, static_cast<int64_t>(data.data.classes.size()), threads, device, out);
+  RunState state = start_or_resume(options, run, *net.optimizer, data, out);
   write_file_atomically(run.settings(), settings_json(options, threads).dump(2) + "\n");
 
   const int64_t epoch_steps = steps_per_epoch(options, data);
@@ -245,7 +247,7 @@ RunResult run_training(const TrainOptions& options, std::ostream& out) {
   RunResult result{state.history, state.point.best_epoch, {}, {}, run.dir};
   nlohmann::json metrics = run_metrics(options, threads, data, net, state, device);
   if (options.test) {
-    const eval::TestResults tests = eval::evaluate_test_sets(*net.model, data.mnist.test, data.norm, options.rotation,
+    const eval::TestResults tests = eval::evaluate_test_sets(*net.model, data.data.test, data.norm, options.rotation,
                                                              options.batch_size, device, !options.quiet);
     out << eval::test_lines(tests);
     record_tests(tests, result, metrics);

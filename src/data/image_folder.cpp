@@ -1,0 +1,159 @@
+#include "data/image_folder.h"
+
+#include <ATen/Parallel.h>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <cstring>
+#include <map>
+
+#include "data/image.h"
+#include "data/image_file.h"
+#include "util/error.h"
+#include "util/progress.h"
+
+namespace convkit::data {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string lower(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+bool is_hidden(const fs::path& p) { return p.filename().string().rfind('.', 0) == 0; }
+
+// The sorted names of the folders directly in `root`, hidden ones left out.
+std::vector<std::string> class_folders(const fs::path& root) {
+  std::error_code ec;
+  if (!fs::is_directory(root, ec)) throw file_error(root.string(), "is not a folder");
+  std::vector<std::string> names;
+  for (const auto& entry : fs::directory_iterator(root)) {
+    if (entry.is_directory() && !is_hidden(entry.path())) names.push_back(entry.path().filename().string());
+  }
+  std::sort(names.begin(), names.end());
+  if (names.empty()) throw file_error(root.string(), "has no class folders (expected ROOT/<class>/<image>)");
+  return names;
+}
+
+// A class folder's image files as torchvision finds them: sorted(os.walk(folder)) visits the
+// folders in the order of their paths, and each folder's file names are sorted.
+std::vector<fs::path> images_in(const fs::path& folder, size_t& total) {
+  std::map<std::string, std::vector<std::string>> by_folder;  // ordered by the folder's path
+  by_folder[folder.string()];
+  fs::recursive_directory_iterator it(folder, fs::directory_options::follow_directory_symlink), end;
+  for (; it != end; ++it) {
+    if (is_hidden(it->path())) {
+      if (it->is_directory()) it.disable_recursion_pending();
+      continue;
+    }
+    if (it.depth() >= kMaxFolderDepth) throw file_error(it->path().string(), "is nested too deeply");
+    if (it->is_directory()) {
+      by_folder[it->path().string()];
+    } else if (is_image_file_name(it->path().filename().string())) {
+      if (++total > kMaxFolderImages)
+        throw file_error(folder.parent_path().string(),
+                         "holds more than " + std::to_string(kMaxFolderImages) + " images");
+      by_folder[it->path().parent_path().string()].push_back(it->path().filename().string());
+    }
+  }
+  std::vector<fs::path> files;
+  for (auto& [dir, names] : by_folder) {
+    std::sort(names.begin(), names.end());
+    for (const auto& name : names) files.push_back(fs::path(dir) / name);
+  }
+  return files;
+}
+
+}  // namespace
+
+bool is_image_file_name(const std::string& name) {
+  static const std::array<const char*, 11> kEndings = {".jpg", ".jpeg", ".png",  ".ppm", ".bmp", ".pgm",
+                                                       ".tif", ".tiff", ".webp", ".gif", ".tga"};
+  if (name.empty() || name[0] == '.') return false;
+  const std::string l = lower(name);
+  return std::any_of(kEndings.begin(), kEndings.end(), [&](const char* e) {
+    const size_t n = std::strlen(e);
+    return l.size() > n && l.compare(l.size() - n, n, e) == 0;
+  });
+}
+
+ImageFolderListing list_image_folder(const fs::path& root, const std::vector<std::string>* classes) {
+  ImageFolderListing listing;
+  const std::vector<std::string> folders = class_folders(root);
+  listing.classes = classes ? *classes : folders;
+  size_t total = 0;
+  for (const auto& name : folders) {
+    const auto known = std::find(listing.classes.begin(), listing.classes.end(), name);
+    if (known == listing.classes.end())
+      throw file_error((root / name).string(), "is a class the training images do not have");
+    const std::vector<fs::path> files = images_in(root / name, total);
+    if (files.empty()) throw file_error((root / name).string(), "is a class folder without images");
+    listing.files.insert(listing.files.end(), files.begin(), files.end());
+    listing.labels.insert(listing.labels.end(), files.size(), known - listing.classes.begin());
+  }
+  return listing;
+}
+
+DecodedFolder decode_image_folder(const ImageFolderListing& listing, int64_t limit, FolderOptions folders) {
+  const int64_t n = limit > 0 ? std::min<int64_t>(limit, listing.files.size()) : listing.files.size();
+  torch::Tensor images = torch::empty({n, kImageSize, kImageSize}, torch::kUInt8);
+  std::vector<std::string> errors(n);
+  enum Outcome : char { kUndecodable, kDecoded, kWrongSize };  // char: threads write neighbours
+  std::vector<Outcome> outcome(n, kUndecodable);
+  uint8_t* out = images.data_ptr<uint8_t>();
+  constexpr int64_t kPixels = kImageSize * kImageSize;
+  constexpr int64_t kChunk = 1024;  // files decoded between two redraws of the progress bar
+  Progress progress("Decoding images", n, Progress::stdout_is_terminal());
+  for (int64_t start = 0; start < n; start += kChunk) {
+    const int64_t stop = std::min(n, start + kChunk);
+    at::parallel_for(start, stop, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) {
+        try {
+          const GreyImage image = read_grey_image(listing.files[i]);
+          if (image.width == kImageSize && image.height == kImageSize) {
+            std::memcpy(out + i * kPixels, image.pixels.data(), kPixels);
+          } else if (folders.resize) {
+            std::memcpy(out + i * kPixels, resize_grey(image, kImageSize, kImageSize).data_ptr<uint8_t>(), kPixels);
+          } else {
+            outcome[i] = kWrongSize;
+            errors[i] = listing.files[i].string() + ": image of " + std::to_string(image.width) + "x" +
+                        std::to_string(image.height) +
+                        " pixels; the networks take 28x28 (--image-size 28x28 resizes pictures of other sizes)";
+            continue;
+          }
+          outcome[i] = kDecoded;
+        } catch (const std::exception& e) {
+          errors[i] = e.what();
+        }
+      }
+    });
+    // Only undecodable files are skipped: a size the networks cannot take is a setting to fix.
+    for (int64_t i = start; i < stop; ++i)
+      if (outcome[i] == kWrongSize || (outcome[i] == kUndecodable && !folders.skip_bad)) throw Error(errors[i]);
+    progress.advance(stop - start);
+  }
+  progress.finish();
+  DecodedFolder result;
+  std::vector<int64_t> kept;
+  for (int64_t i = 0; i < n; ++i) {
+    if (outcome[i] == kDecoded) {
+      kept.push_back(i);
+    } else if (result.skipped++ == 0) {
+      result.first_skipped = errors[i];
+    }
+  }
+  std::vector<int64_t> labels;
+  for (const int64_t i : kept) labels.push_back(listing.labels[i]);
+  const torch::Tensor rows = torch::tensor(kept, torch::kInt64);
+  result.split = {result.skipped ? images.index_select(0, rows) : images, torch::tensor(labels, torch::kInt64)};
+  if (n > 0 && kept.empty())
+    throw Error("none of the " + std::to_string(n) +
+                " image files could be decoded (the first: " + result.first_skipped + ")");
+  return result;
+}
+
+}  // namespace convkit::data

@@ -1,0 +1,48 @@
+// Image-folder datasets laid out as torchvision's ImageFolder reads them: ROOT/<class>/.../<file>,
+// the classes being the sorted names of ROOT's folders and each class's files taken in sorted
+// order (subfolders included, as os.walk visits them).
+#pragma once
+
+#include <torch/types.h>
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "data/dataset.h"
+
+namespace convkit::data {
+
+struct ImageFolderListing {
+  std::vector<std::string> classes;
+  std::vector<std::filesystem::path> files;  // class by class, each in sorted order
+  std::vector<int64_t> labels;               // per file, an index into `classes`
+};
+
+// Bounds on a tree: the files it may hold and how deep its folders may nest.
+inline constexpr size_t kMaxFolderImages = size_t{10} << 20;
+inline constexpr int kMaxFolderDepth = 32;
+
+// Whether a file name is taken as an image: torchvision's IMG_EXTENSIONS (.jpg .jpeg .png .ppm
+// .bmp .pgm .tif .tiff .webp) plus .gif and .tga, in any case. Names starting with "." are not.
+bool is_image_file_name(const std::string& name);
+
+// ROOT's class folders and their image files. Given `classes` (the training tree's), ROOT's
+// folders must be among them and labels index into them. An Error naming the folder for no
+// class folder, a class folder without images, or a class that `classes` lacks.
+ImageFolderListing list_image_folder(const std::filesystem::path& root,
+                                     const std::vector<std::string>* classes = nullptr);
+
+struct DecodedFolder {
+  Split split;
+  int64_t skipped = 0;        // files that could not be decoded, with skip_bad
+  std::string first_skipped;  // the first of them and why
+};
+
+// Decodes the first `limit` files (0: all) in parallel, with a progress bar on a terminal, into
+// uint8 [N, 28, 28] grey images and int64 labels. Colour turns grey as PIL's convert("L"). An
+// Error naming the first file (in listing order) that cannot be decoded (unless
+// `folders.skip_bad`) or is not 28x28 (unless `folders.resize`).
+DecodedFolder decode_image_folder(const ImageFolderListing& listing, int64_t limit = 0, FolderOptions folders = {});
+
+}  // namespace convkit::data
