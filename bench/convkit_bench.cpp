@@ -32,7 +32,7 @@ struct Data {
 std::unique_ptr<torch::optim::Optimizer> prepare(models::ClassifierImpl& model, const std::string& model_name,
                                                  bool exact, train::StepSettings& settings) {
   model.set_exact(exact);
-  train::FastPath fast = train::prepare_fast_path(model, model_name, 10, torch::get_num_threads(), torch::kCPU);
+  train::FastPath fast = train::prepare_fast_path(model, model_name, torch::get_num_threads(), torch::kCPU);
   settings.shards = fast.shards;
   auto optimizer = train::make_optimizer(train::OptimizerSettings{}, fast.parameters, exact);
   settings.optimizer_sums_shards = train::share_shard_gradients(*optimizer, settings.shards);

@@ -8,9 +8,16 @@ identical, except for 16-bit samples, where convkit keeps the high byte as OpenC
 IMREAD_GRAYSCALE does (PIL clips them at 255). BMP, GIF, TGA and PNM pictures, stb_image's to
 decode, are compared too. The same comparison for stb_image alone is printed, not checked.
 
+The same pictures decoded to RGB (--rgb, as colour networks take them) must equal PIL's
+Image.open(f).convert("RGB"), but for the 16-bit ones.
+
 Then pictures of other sizes are resized to 28x28 as image folders' are (--image-size 28x28) and
 compared with torchvision's Resize((28, 28)) on the PIL image (PIL's antialiased bilinear): within
 one grey level.
+
+Last, an image-folder tree (nested folders, extensions in any case, files that are not images)
+is listed by convkit and by torchvision's ImageFolder: the (file, class) pairs must be equal, in
+the same order.
 """
 import argparse
 import io
@@ -102,20 +109,66 @@ def pictures(rng):
     return out
 
 
-def read_pgm(path):
+def read_pnm(path):
     with open(path, "rb") as f:
         data = f.read()
     magic, size, top, pixels = data.split(b"\n", 3)  # as decode_images writes it: "P5\nW H\n255\n"
-    assert magic == b"P5" and top == b"255", path
+    assert magic in (b"P5", b"P6") and top == b"255", path
     w, h = map(int, size.split())
-    return np.frombuffer(pixels, np.uint8).reshape(h, w)
+    return np.frombuffer(pixels, np.uint8).reshape((h, w, 3) if magic == b"P6" else (h, w))
 
 
 def decode(tool, decoder, files, dump, *flags):
     out = subprocess.run([tool, "--decoder", decoder, "--dump", dump, *flags] + files, capture_output=True, text=True)
     if out.returncode != 0:
         sys.exit(f"FAIL: decode_images --decoder {decoder}: {out.stderr.strip()}")
-    return [read_pgm(os.path.join(dump, f"{i}.pgm")) for i in range(len(files))]
+    ext = ".ppm" if "--rgb" in flags else ".pgm"
+    return [read_pnm(os.path.join(dump, f"{i}{ext}")) for i in range(len(files))]
+
+
+def check_rgb(tool, cases, files, tmp):
+    failures = []
+    os.makedirs(os.path.join(tmp, "rgb"))
+    ours = decode(tool, "convkit", files, os.path.join(tmp, "rgb"), "--rgb")
+    print(f"\n{'picture, as RGB':26} {'convkit vs PIL':>15}")
+    for (name, _, expected), file, mine in zip(cases, files, ours):
+        if expected is not None:  # 16-bit samples: PIL clips them, convkit keeps the high byte
+            continue
+        reference = np.asarray(Image.open(file).convert("RGB"))
+        diff = "shape" if mine.shape != reference.shape else int(np.abs(mine.astype(int) - reference).max())
+        print(f"{name:26} {diff:>15}")
+        if diff != 0:
+            failures.append(f"{name} as RGB: convkit differs from PIL's convert('RGB') by {diff}")
+    return failures
+
+
+def check_listing(tool, rng, tmp):
+    import torchvision.datasets as datasets
+    root = os.path.join(tmp, "listing")
+    names = ["cat/b.png", "cat/A.PNG", "cat/deep/er/x.jpg", "cat/deep/a.bmp", "cat/deep2/c.pgm", "cat/notes.txt",
+             "Dog/z.jpeg", "Dog/y.PPM", "Dog/sub/readme", "bird/1.png", "bird/10.png", "bird/2.png", "bird/_/3.png"]
+    for name in names:
+        path = os.path.join(root, name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        if name.lower().endswith((".png", ".jpg", ".jpeg", ".bmp", ".pgm", ".ppm")):
+            fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".pgm": "PPM", ".ppm": "PPM"}.get(os.path.splitext(name)[1].lower(),
+                                                                                   None)
+            Image.fromarray(rng.integers(0, 256, (8, 8), dtype=np.uint8)).save(path, format=fmt)
+        else:
+            open(path, "w").write("not an image")
+    out = subprocess.run([tool, "--list-folder", root], capture_output=True, text=True)
+    if out.returncode != 0:
+        return [f"decode_images --list-folder: {out.stderr.strip()}"]
+    listed = json.loads(out.stdout)
+    reference = datasets.ImageFolder(root)
+    ours = [(path, label) for path, label in listed["samples"]]
+    print(f"\nimage-folder listing: {len(ours)} files, classes {listed['classes']}")
+    failures = []
+    if listed["classes"] != reference.classes:
+        failures.append(f"classes {listed['classes']} != ImageFolder's {reference.classes}")
+    if ours != [(p, c) for p, c in reference.samples]:
+        failures.append(f"(file, class) pairs differ from ImageFolder's:\n  {ours}\n  {reference.samples}")
+    return failures
 
 
 def check_resizing(tool, rng, tmp):
@@ -164,8 +217,9 @@ def main():
             print(f"{name:26} {diff(ours):>15} {diff(stbs):>11}")
             if diff(ours) != 0:
                 failures.append(f"{name}: convkit differs from the reference by {diff(ours)}")
-        resized = check_resizing(args.decode_images, rng, tmp)
-        failures += resized
+        failures += check_rgb(args.decode_images, cases, files, tmp)
+        failures += check_resizing(args.decode_images, rng, tmp)
+        failures += check_listing(args.decode_images, rng, tmp)
     for f in failures:
         print("FAIL:", f)
     if failures:

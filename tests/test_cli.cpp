@@ -1,8 +1,12 @@
 // The convkit binary as a user runs it: real data on a --limit subset, bad flags, bad files.
 #include <gtest/gtest.h>
 #include <stb/stb_image.h>
+#include <stb/stb_image_write.h>
 #include <torch/torch.h>
 
+#include <zlib.h>
+
+#include <array>
 #include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -202,18 +206,17 @@ TEST(Cli, PredictAgreesWithTheNetworkOnTestImages) {
   // The same images as PNG files, one of them as a dark-on-light "photo" at another size.
   std::string files;
   for (int i = 0; i < 12; ++i) {
-    data::GreyImage image{
+    data::Picture image{
         28, 28, std::vector<uint8_t>(test.images[i].data_ptr<uint8_t>(), test.images[i].data_ptr<uint8_t>() + 784)};
-    data::write_grey_png(dir / ("img" + std::to_string(i) + ".png"), image);
+    data::write_png(dir / ("img" + std::to_string(i) + ".png"), image);
     files += " " + (dir / ("img" + std::to_string(i) + ".png")).string();
   }
   const auto big = torch::nn::functional::interpolate(
       (255 - test.images[0].to(torch::kFloat)).view({1, 1, 28, 28}),
       torch::nn::functional::InterpolateFuncOptions().size(std::vector<int64_t>{112, 112}).mode(torch::kNearest));
   const auto big_u8 = big.to(torch::kUInt8).contiguous();
-  data::write_grey_png(
-      dir / "photo.png",
-      {112, 112, std::vector<uint8_t>(big_u8.data_ptr<uint8_t>(), big_u8.data_ptr<uint8_t>() + 112 * 112)});
+  data::write_png(dir / "photo.png",
+                  {112, 112, std::vector<uint8_t>(big_u8.data_ptr<uint8_t>(), big_u8.data_ptr<uint8_t>() + 112 * 112)});
   write_file_atomically(dir / "broken.png", "\x89PNG not really");
 
   const auto r = run_convkit("predict --json --checkpoint " + (dir / "run" / "model.pt").string() + files + " " +
@@ -225,8 +228,8 @@ TEST(Cli, PredictAgreesWithTheNetworkOnTestImages) {
 
   // Reference: the checkpoint's forward pass on the test tensors, as eval computes it.
   auto loaded = eval::load_model(dir / "run" / "model.pt", "", data::kDefaultDataDir);
-  const auto probs = eval::predict_probabilities(*loaded.model, test.images.to(torch::kFloat),
-                                                 {loaded.info.mean, loaded.info.std}, torch::kCPU);
+  const auto probs =
+      eval::predict_probabilities(*loaded.model, test.images.to(torch::kFloat), loaded.normalization(), torch::kCPU);
   for (int i = 0; i < 12; ++i) {
     EXPECT_EQ(results[i]["class"].get<int64_t>(), probs[i].argmax().item<int64_t>()) << i;
     EXPECT_NEAR(results[i]["probability"].get<double>(), probs[i].max().item<double>(), 1e-5) << i;
@@ -417,7 +420,7 @@ void write_real_tree(const std::filesystem::path& root, const std::vector<std::s
       const auto file = root / name / classes[label] / (std::to_string(i) + ".png");
       std::filesystem::create_directories(file.parent_path());
       const uint8_t* p = split->images[i].data_ptr<uint8_t>();
-      data::write_grey_png(file, {28, 28, std::vector<uint8_t>(p, p + 784)});
+      data::write_png(file, {28, 28, std::vector<uint8_t>(p, p + 784)});
       ++written;
     }
   }
@@ -459,4 +462,177 @@ TEST(Cli, ImageFoldersTrainEvaluateAndPredictWithTheirOwnClassNames) {
   expect_one_line_error(
       run_convkit("eval --checkpoint " + (run / "model.pt").string() + " --data " + (dir / "three").string()),
       "three: has 3 classes (pullover, top, trouser); the model was trained on 10");
+}
+
+// A PNG of 16-bit RGBA samples, written by hand (stb writes 8-bit only): each sample's high byte
+// is `rgb`'s, its low byte noise, alpha opaque.
+void write_rgba16_png(const std::filesystem::path& file, int width, int height, const std::vector<uint8_t>& rgb) {
+  const auto be32 = [](uint32_t v) { return std::string{char(v >> 24), char(v >> 16), char(v >> 8), char(v)}; };
+  const auto chunk = [&](const std::string& type, const std::string& data) {
+    const std::string body = type + data;
+    return be32(static_cast<uint32_t>(data.size())) + body +
+           be32(static_cast<uint32_t>(crc32(0, reinterpret_cast<const Bytef*>(body.data()), body.size())));
+  };
+  std::string rows;
+  for (int y = 0; y < height; ++y) {
+    rows.push_back(0);  // filter: none
+    for (int x = 0; x < width; ++x) {
+      for (int c = 0; c < 3; ++c) rows += {static_cast<char>(rgb[(y * width + x) * 3 + c]), static_cast<char>(x * 7)};
+      rows += {'\xff', '\xff'};
+    }
+  }
+  uLongf size = compressBound(rows.size());
+  std::string packed(size, '\0');
+  ASSERT_EQ(compress(reinterpret_cast<Bytef*>(packed.data()), &size, reinterpret_cast<const Bytef*>(rows.data()),
+                     rows.size()),
+            Z_OK);
+  packed.resize(size);
+  const std::string header = be32(width) + be32(height) + std::string{16, 6, 0, 0, 0};
+  write_file_atomically(
+      file, std::string("\x89PNG\r\n\x1a\n", 8) + chunk("IHDR", header) + chunk("IDAT", packed) + chunk("IEND", ""));
+}
+
+TEST(Cli, ColourImageFoldersTrainAThreeChannelNetwork) {
+  TempDir dir;
+  // The real FashionMNIST, each class tinted its own colour: a light object on black stays one.
+  const std::vector<std::string> names = {"top", "trouser", "pullover", "dress"};
+  const std::vector<std::array<int, 3>> tints = {{255, 80, 80}, {80, 255, 80}, {80, 80, 255}, {255, 255, 80}};
+  const data::Dataset real = data::load_dataset(data::kDefaultDataDir, 4000);
+  for (const auto& [split, n] : {std::pair<const data::Split*, int>{&real.train, 600}, {&real.test, 120}}) {
+    const std::string name = split == &real.train ? "train" : "test";
+    for (int i = 0, written = 0; written < n; ++i) {
+      const int64_t label = split->labels[i].item<int64_t>();
+      if (label >= 4) continue;
+      const uint8_t* grey = split->images[i].data_ptr<uint8_t>();
+      std::vector<uint8_t> rgb;
+      for (int p = 0; p < 784; ++p)
+        for (int c = 0; c < 3; ++c) rgb.push_back(static_cast<uint8_t>(grey[p] * tints[label][c] / 255));
+      const auto file = dir / "tree" / name / names[label] / (std::to_string(i) + ".png");
+      std::filesystem::create_directories(file.parent_path());
+      data::write_png(file, {28, 28, rgb, 3});
+      ++written;
+    }
+  }
+  const auto run = dir / "run";
+  const auto trained =
+      run_convkit("train --quiet --epochs 2 --data " + (dir / "tree").string() + " --out " + run.string());
+  ASSERT_EQ(trained.exit_code, 0) << trained.err;
+  EXPECT_NE(trained.out.find("images 3x28x28"), std::string::npos) << trained.out;
+  EXPECT_NE(trained.out.find("Normalisation: mean ("), std::string::npos) << trained.out;
+  const auto info = read_json(run / "model.json");
+  EXPECT_EQ(info["input"]["channels"], 3);
+  EXPECT_EQ(info["normalization"]["mean"].size(), 3u);
+  const auto metrics = read_json(run / "metrics.json");
+  EXPECT_GT(metrics["test_acc"].get<double>(), 0.6);  // four classes told apart by shape and colour
+  EXPECT_TRUE(std::filesystem::exists(run / "figures" / "samples.png"));
+  EXPECT_EQ(models::count_parameters(*models::make_model("lenet", 4, {3, 28, 28})), metrics["parameters"]);
+
+  // predict reads a colour JPEG and a 16-bit RGBA PNG and converts them to the network's input.
+  const torch::Tensor trouser = real.test.images[2].to(torch::kInt64);  // the tutorial's test image 2 is a trouser
+  ASSERT_EQ(real.test.labels[2].item<int64_t>(), 1);
+  std::vector<uint8_t> rgb;
+  for (int p = 0; p < 784; ++p)
+    for (int c = 0; c < 3; ++c)
+      rgb.push_back(static_cast<uint8_t>(trouser.view(-1)[p].item<int64_t>() * tints[1][c] / 255));
+  ASSERT_TRUE(stbi_write_jpg((dir / "trouser.jpg").c_str(), 28, 28, 3, rgb.data(), 95));
+  write_rgba16_png(dir / "trouser16.png", 28, 28, rgb);
+  const auto predicted = run_convkit("predict --json --checkpoint " + (run / "model.pt").string() + " " +
+                                     (dir / "trouser.jpg").string() + " " + (dir / "trouser16.png").string());
+  ASSERT_EQ(predicted.exit_code, 0) << predicted.err;
+  for (const auto& p : nlohmann::json::parse(predicted.out)) EXPECT_EQ(p["name"], "trouser") << p.dump();
+
+  // eval decodes the folders to the model's shape; data of another shape is refused.
+  const auto evaluated =
+      run_convkit("eval --json --checkpoint " + (run / "model.pt").string() + " --data " + (dir / "tree").string());
+  ASSERT_EQ(evaluated.exit_code, 0) << evaluated.err;
+  EXPECT_NEAR(nlohmann::json::parse(evaluated.out)["test_acc"].get<double>(), metrics["test_acc"].get<double>(), 1e-9);
+  expect_one_line_error(run_convkit("eval --checkpoint " + (run / "model.pt").string() + " --data " +
+                                    (dir / "tree").string() + " --channels 1"),
+                        "has images of 1x28x28 (channels x height x width); the model takes 3x28x28");
+  expect_one_line_error(
+      run_convkit("train --data " + (dir / "tree").string() + " --image-size 28" + " --out " + (dir / "bad").string()),
+      "--image-size: '28' is not HEIGHTxWIDTH");
+}
+
+TEST(Cli, CifarTrainsLeNetAsPyTorchsCifarTutorial) {
+  TempDir dir;
+  // CIFAR-10's layout, with pictures the test makes: the class is the colour of a square.
+  torch::manual_seed(1);
+  const auto records = [](int n, int seed) {
+    std::string bytes;
+    for (int i = 0; i < n; ++i) {
+      const int label = (i * 7 + seed) % 10;
+      bytes.push_back(static_cast<char>(label));
+      for (int c = 0; c < 3; ++c)
+        for (int p = 0; p < 1024; ++p) {
+          const bool inside = (p / 32) >= 8 && (p / 32) < 24 && (p % 32) >= 8 && (p % 32) < 24;
+          bytes.push_back(static_cast<char>(inside ? (label * (c + 3) * 37) % 256 : (p * 13 + i) % 64));
+        }
+    }
+    return bytes;
+  };
+  const auto cifar = dir / "cifar-10-batches-bin";
+  std::filesystem::create_directories(cifar);
+  for (int b = 1; b <= 5; ++b)
+    write_file_atomically(cifar / ("data_batch_" + std::to_string(b) + ".bin"), records(200, b));
+  write_file_atomically(cifar / "test_batch.bin", records(100, 0));
+  write_file_atomically(cifar / "batches.meta.txt",
+                        "airplane\nautomobile\nbird\ncat\ndeer\ndog\nfrog\nhorse\nship\ntruck\n\n");
+  const auto run = dir / "run";
+  const auto trained = run_convkit("train --quiet --epochs 5 --data " + cifar.string() + " --out " + run.string());
+  ASSERT_EQ(trained.exit_code, 0) << trained.err;
+  EXPECT_NE(trained.out.find("Classes: 10 (airplane, automobile"), std::string::npos) << trained.out;
+  EXPECT_NE(trained.out.find("Model: lenet (62006 parameters)"), std::string::npos) << trained.out;
+  const auto metrics = read_json(run / "metrics.json");
+  EXPECT_EQ(metrics["examples"]["train"], 900);
+  EXPECT_GT(metrics["test_acc"].get<double>(), 0.3);  // chance is 0.1
+  EXPECT_EQ(read_json(run / "model.json")["input"]["width"], 32);
+  // A FashionMNIST model on CIFAR, and CIFAR's model on FashionMNIST: the shapes disagree.
+  expect_one_line_error(run_convkit("eval --checkpoint " + (run / "model.pt").string()),
+                        "has images of 1x28x28 (channels x height x width); the model takes 3x32x32");
+  write_file_atomically(cifar / "data_batch_3.bin", records(200, 3).substr(1));
+  expect_one_line_error(run_convkit("train --data " + cifar.string() + " --out " + (dir / "cut").string()),
+                        "data_batch_3.bin: has 614599 bytes, not a whole number of 3073-byte CIFAR records");
+}
+
+TEST(Cli, AnIdxSetOf47ClassesTrainsWithItsNamesAndAReadableReport) {
+  TempDir dir;
+  // EMNIST-balanced-like: 47 classes, each a bar at its own place and angle; names in classes.txt.
+  std::mt19937 rng(11);
+  const auto make = [&](const std::string& images, const std::string& labels, int n) {
+    std::vector<uint8_t> pixels(static_cast<size_t>(n) * 784), ys(n);
+    for (int i = 0; i < n; ++i) {
+      const int label = i % 47;
+      ys[i] = static_cast<uint8_t>(label);
+      uint8_t* img = pixels.data() + static_cast<size_t>(i) * 784;
+      for (int p = 0; p < 784; ++p) img[p] = static_cast<uint8_t>(rng() % 30);
+      const bool vertical = label % 2 == 1;
+      for (int c = 4; c < 24; ++c) img[vertical ? c * 28 + 3 + label / 2 : (3 + label / 2) * 28 + c] = 255;
+    }
+    data::write_idx(dir / "emnist" / images, data::kIdxImagesMagic, {n, 28, 28}, pixels);
+    data::write_idx(dir / "emnist" / labels, data::kIdxLabelsMagic, {n}, ys);
+  };
+  std::filesystem::create_directories(dir / "emnist");
+  make("train-images-idx3-ubyte", "train-labels-idx1-ubyte", 4700);
+  make("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", 940);
+  std::string names;
+  for (int k = 0; k < 47; ++k) names += "class-" + std::to_string(k) + "\n";
+  write_file_atomically(dir / "emnist" / "classes.txt", names);
+  const auto run = dir / "run";
+  const auto trained =
+      run_convkit("train --quiet --epochs 2 --data " + (dir / "emnist").string() + " --out " + run.string());
+  ASSERT_EQ(trained.exit_code, 0) << trained.err;
+  EXPECT_NE(trained.out.find("Classes: 47 (class-0, class-1,"), std::string::npos) << trained.out;
+  const auto metrics = read_json(run / "metrics.json");
+  EXPECT_EQ(metrics["classes"].size(), 47u);
+  EXPECT_EQ(metrics["confusion_matrix"].size(), 47u);
+  EXPECT_GT(metrics["test_acc"].get<double>(), 0.5);  // chance is 1/47
+  std::ifstream html(run / "report.html");
+  const std::string report((std::istreambuf_iterator<char>(html)), std::istreambuf_iterator<char>());
+  EXPECT_NE(report.find("<h2>Most confused classes</h2>"), std::string::npos);
+  EXPECT_TRUE(std::filesystem::exists(run / "figures" / "confusion.png"));
+  const auto predicted = run_convkit("predict --json --top 5 --checkpoint " + (run / "model.pt").string() + " " +
+                                     (run / "figures" / "samples.png").string());
+  ASSERT_EQ(predicted.exit_code, 0) << predicted.err;
+  EXPECT_EQ(nlohmann::json::parse(predicted.out)[0]["name"].get<std::string>().rfind("class-", 0), 0u);
 }

@@ -129,9 +129,9 @@ TEST(Augmentation, KeepsShapesIsSeededAndStaysInRange) {
   data::Augmentation shift;
   shift.translate = 3;
   torch::manual_seed(4);
-  const auto a = data::augment(x, shift, -0.5f);
+  const auto a = data::augment(x, shift, torch::full({1, 1, 1, 1}, -0.5f));
   torch::manual_seed(4);
-  EXPECT_TRUE(data::augment(x, shift, -0.5f).equal(a));
+  EXPECT_TRUE(data::augment(x, shift, torch::full({1, 1, 1, 1}, -0.5f)).equal(a));
   EXPECT_EQ(a.sizes(), x.sizes());
   std::set<std::pair<int64_t, int64_t>> offsets;
   for (int64_t i = 0; i < 200; ++i) {
@@ -149,7 +149,7 @@ TEST(Augmentation, KeepsShapesIsSeededAndStaysInRange) {
   data::Augmentation flip;
   flip.hflip = true;
   const auto img = torch::randn({100, 1, 28, 28});
-  const auto f = data::augment(img, flip, 0.f);
+  const auto f = data::augment(img, flip, torch::zeros({1, 1, 1, 1}));
   int flipped = 0;
   for (int64_t i = 0; i < 100; ++i) {
     const bool same = f[i].equal(img[i]), mirrored = f[i].equal(img[i].flip(2));
@@ -163,7 +163,7 @@ TEST(Augmentation, KeepsShapesIsSeededAndStaysInRange) {
   rotate.rotate_degrees = 30;
   auto bar = torch::full({50, 1, 28, 28}, 0.f);
   bar.index_put_({torch::indexing::Slice(), 0, 14, torch::indexing::Slice(2, 26)}, 1.f);  // horizontal bar
-  const auto r = data::augment(bar, rotate, 0.f);
+  const auto r = data::augment(bar, rotate, torch::zeros({1, 1, 1, 1}));
   for (int64_t i = 0; i < 50; ++i) {
     // The bar's ends rise or fall by at most sin(30 deg) * 12 pixels (+1 for rounding).
     const auto rows = (r[i][0] > 0.5f).nonzero().select(1, 0);

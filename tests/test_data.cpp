@@ -129,7 +129,7 @@ TEST(Dataset, LoadsSyntheticMnistRawAndGzip) {
     TempDir dir;
     write_synthetic_mnist(dir.path(), 100, 40, gz);
     const auto m = data::load_dataset(dir.path());
-    EXPECT_EQ(m.train.images.sizes(), (std::vector<int64_t>{100, 28, 28}));
+    EXPECT_EQ(m.train.images.sizes(), (std::vector<int64_t>{100, 1, 28, 28}));
     EXPECT_EQ(m.test.labels.size(0), 40);
     EXPECT_EQ(m.train.labels.dtype(), torch::kInt64);
     const auto limited = data::load_dataset(dir.path(), 25);
@@ -170,31 +170,96 @@ TEST(Dataset, CountMismatch) {
   expect_error([&] { data::load_dataset(dir.path()); }, "t10k-labels-idx1-ubyte", "has 19 labels but");
 }
 
-TEST(Dataset, WrongImageSize) {
+TEST(Dataset, IdxImagesOfAnySizeAndTrainTestDisagreement) {
   TempDir dir;
   write_synthetic_mnist(dir.path(), 20, 20, false);
   data::write_idx(dir / "train-images-idx3-ubyte", data::kIdxImagesMagic, {20, 32, 32},
                   std::vector<uint8_t>(20 * 32 * 32));
-  expect_error([&] { data::load_dataset(dir.path()); }, "train-images-idx3-ubyte", "expected 28x28");
+  expect_error([&] { data::load_dataset(dir.path()); }, "t10k-images-idx3-ubyte",
+               "images are 28x28, the training images 32x32");
+  data::write_idx(dir / "t10k-images-idx3-ubyte", data::kIdxImagesMagic, {20, 32, 32},
+                  std::vector<uint8_t>(20 * 32 * 32, 9));
+  const data::Dataset d = data::load_dataset(dir.path());
+  EXPECT_EQ(d.shape(), (data::ImageShape{1, 32, 32}));
+  EXPECT_EQ(d.test.images.sizes(), (std::vector<int64_t>{20, 1, 32, 32}));
+  // Converted on request: grey to RGB, and resized.
+  data::DataOptions options;
+  options.channels = 3;
+  options.height = 16, options.width = 24;
+  const data::Dataset converted = data::load_dataset(dir.path(), 0, options);
+  EXPECT_EQ(converted.shape(), (data::ImageShape{3, 16, 24}));
+  EXPECT_EQ(converted.test.images.min().item<int64_t>(), 9);
+  EXPECT_EQ(converted.test.images.max().item<int64_t>(), 9);
 }
 
 TEST(Dataset, NormalisationMatchesDefinition) {
-  const auto images = torch::randint(0, 256, {50, 28, 28}, torch::kUInt8);
+  const auto images = torch::randint(0, 256, {50, 1, 28, 28}, torch::kUInt8);
   const auto norm = data::normalization_from(images);
   const auto d = images.to(torch::kDouble) / 255;
-  EXPECT_NEAR(norm.mean, d.mean().item<double>(), 1e-6);
-  EXPECT_NEAR(norm.std, d.std().item<double>(), 1e-6);  // unbiased, as torch's std()
+  EXPECT_NEAR(norm.mean.at(0), d.mean().item<double>(), 1e-6);
+  EXPECT_NEAR(norm.std.at(0), d.std().item<double>(), 1e-6);  // unbiased, as torch's std()
+  // The tutorial's expression, to the bit: data.float().mean() / 255 over the whole tensor.
+  EXPECT_EQ(norm.mean[0], (images.to(torch::kFloat).mean() / 255).item<float>());
+  EXPECT_EQ(norm.std[0], (images.to(torch::kFloat).std() / 255).item<float>());
   const auto x = data::to_model_input(images, norm);
   EXPECT_EQ(x.sizes(), (std::vector<int64_t>{50, 1, 28, 28}));
   EXPECT_NEAR(x.mean().item<double>(), 0.0, 1e-4);
   EXPECT_NEAR(x.std().item<double>(), 1.0, 1e-4);
+  EXPECT_EQ(norm.str().rfind("mean 0.", 0), 0u) << norm.str();
+}
+
+TEST(Dataset, NormalisationPerChannel) {
+  torch::manual_seed(3);
+  // Three channels of different brightness and spread.
+  const auto images = torch::stack({torch::randint(0, 80, {40, 8, 8}), torch::randint(100, 256, {40, 8, 8}),
+                                    torch::randint(0, 256, {40, 8, 8})},
+                                   1)
+                          .to(torch::kUInt8);
+  const auto norm = data::normalization_from(images);
+  ASSERT_EQ(norm.channels(), 3);
+  for (int64_t c = 0; c < 3; ++c) {
+    const auto d = images.select(1, c).to(torch::kDouble) / 255;
+    EXPECT_NEAR(norm.mean[c], d.mean().item<double>(), 1e-6);
+    EXPECT_NEAR(norm.std[c], d.std().item<double>(), 1e-6);
+  }
+  const auto x = data::to_model_input(images, norm);
+  for (int64_t c = 0; c < 3; ++c) {
+    EXPECT_NEAR(x.select(1, c).mean().item<double>(), 0.0, 1e-4);
+    EXPECT_NEAR(x.select(1, c).std().item<double>(), 1.0, 1e-4);
+  }
+  // Black, normalised, per channel: what augmentation fills with.
+  const auto black = data::normalized_black(norm);
+  EXPECT_EQ(black.sizes(), (std::vector<int64_t>{1, 3, 1, 1}));
+  EXPECT_NEAR(black[0][1][0][0].item<double>(), -norm.mean[1] / norm.std[1], 1e-6);
+  EXPECT_NE(norm.str().find("mean ("), std::string::npos) << norm.str();
+}
+
+TEST(Dataset, ChannelsConvertAsPilDoes) {
+  // PIL's convert("L") of an RGB pixel: (R * 19595 + G * 38470 + B * 7471 + 0x8000) >> 16.
+  const auto rgb = torch::tensor({255, 0, 0, 0, 255, 0, 0, 0, 255, 10, 200, 30}, torch::kUInt8).view({4, 3, 1, 1});
+  const auto grey = data::convert_channels(rgb.permute({3, 1, 0, 2}).contiguous().view({1, 3, 4, 1}), 1);
+  const std::vector<int64_t> expected = {76, 150, 29, (10 * 19595 + 200 * 38470 + 30 * 7471 + 0x8000) >> 16};
+  const auto got = grey.to(torch::kInt64).flatten();
+  EXPECT_EQ(std::vector<int64_t>(got.data_ptr<int64_t>(), got.data_ptr<int64_t>() + 4), expected);
+  EXPECT_TRUE(data::convert_channels(grey, 3).select(1, 2).equal(grey.select(1, 0)));
+  expect_error(
+      [&] {
+        data::convert_channels(torch::zeros({1, 2, 1, 1}, torch::kUInt8), 3);
+      },
+      "--channels", "cannot convert images of 2 channels");
+}
+
+TEST(Dataset, ImageSizesAreParsedAndBounded) {
+  EXPECT_EQ(data::parse_image_size("32x24", "--image-size"), (std::pair<int64_t, int64_t>{32, 24}));
+  for (const char* bad : {"32", "0x5", "5x0", "32x", "x32", "-1x5", "5000x5", "1.5x2", "32x32 "})
+    expect_error([&] { data::parse_image_size(bad, "--image-size"); }, "--image-size", "is not HEIGHTxWIDTH");
 }
 
 TEST(Dataset, LargeInputsOnHugePagesHoldTheSameValues) {
   // 12,000 images (36 MB of floats) take the 2 MB-aligned allocation; slices of 100 the plain one.
   torch::manual_seed(29);
-  const auto images = torch::randint(0, 256, {12000, 28, 28}, torch::kUInt8);
-  const data::Normalization norm{0.2860f, 0.3530f};
+  const auto images = torch::randint(0, 256, {12000, 1, 28, 28}, torch::kUInt8);
+  const data::Normalization norm{{0.2860f}, {0.3530f}};
   const torch::Tensor whole = data::to_model_input(images, norm);
   EXPECT_EQ(reinterpret_cast<uintptr_t>(whole.data_ptr()) % (2u << 20), 0u);
   for (int64_t start : {0, 5900, 11900}) {
@@ -288,7 +353,7 @@ TEST(Rotation, AnglesAreSeededAndInRange) {
 // A tree of small grey PNGs: root/<split>/<class>/<file>, each image's pixels all `value`.
 void write_tree_image(const std::filesystem::path& file, uint8_t value, int side = 28) {
   std::filesystem::create_directories(file.parent_path());
-  data::write_grey_png(file, {side, side, std::vector<uint8_t>(static_cast<size_t>(side) * side, value)});
+  data::write_png(file, {side, side, std::vector<uint8_t>(static_cast<size_t>(side) * side, value)});
 }
 
 TEST(ImageFolder, ClassesAndFilesAreTakenInImageFoldersOrder) {
@@ -308,9 +373,9 @@ TEST(ImageFolder, ClassesAndFilesAreTakenInImageFoldersOrder) {
   // As sorted(os.walk(...)) visits them: each folder's files sorted, folders in path order.
   EXPECT_EQ(names, (std::vector<std::string>{"Dog/z.png", "cat/a.PNG", "cat/b.png", "cat/deeper/a.png"}));
   EXPECT_EQ(train.labels, (std::vector<int64_t>{0, 1, 1, 1}));
-  const data::Split decoded = data::decode_image_folder(train).split;
-  EXPECT_EQ(decoded.images.sizes(), (std::vector<int64_t>{4, 28, 28}));
-  const torch::Tensor corners = decoded.images.select(1, 0).select(1, 0).to(torch::kInt64).contiguous();
+  const data::Split decoded = data::decode_image_folder(train, {1, 28, 28}).split;
+  EXPECT_EQ(decoded.images.sizes(), (std::vector<int64_t>{4, 1, 28, 28}));
+  const torch::Tensor corners = decoded.images.select(1, 0).select(1, 0).select(1, 0).to(torch::kInt64).contiguous();
   EXPECT_EQ(std::vector<int64_t>(corners.data_ptr<int64_t>(), corners.data_ptr<int64_t>() + 4),
             (std::vector<int64_t>{4, 2, 1, 3}));
   const data::Dataset d = data::load_dataset(dir.path());
@@ -321,7 +386,7 @@ TEST(ImageFolder, ClassesAndFilesAreTakenInImageFoldersOrder) {
 
 TEST(ImageFolder, BadTreesAreRefusedNamingTheFolderOrFile) {
   TempDir dir;
-  expect_error([&] { data::load_dataset(dir.path()); }, dir.path().string(), "holds neither IDX files");
+  expect_error([&] { data::load_dataset(dir.path()); }, dir.path().string(), "holds no dataset: neither IDX files");
   std::filesystem::create_directories(dir / "train");
   expect_error([&] { data::load_dataset(dir.path()); }, "train", "has no class folders");
   write_tree_image(dir / "train" / "a" / "1.png", 1);
@@ -334,16 +399,20 @@ TEST(ImageFolder, BadTreesAreRefusedNamingTheFolderOrFile) {
   expect_error([&] { data::load_dataset(dir.path()); }, "test/c", "is a class the training images do not have");
   std::filesystem::remove_all(dir / "test" / "c");
   write_tree_image(dir / "test" / "a" / "big.png", 1, 32);
-  expect_error([&] { data::load_dataset(dir.path()); }, "big.png", "image of 32x32 pixels");
-  // --skip-bad does not skip a size: that is a setting to fix. --image-size 28x28 resizes.
-  expect_error([&] { data::load_dataset(dir.path(), 0, {false, true}); }, "big.png", "--image-size 28x28 resizes");
-  const data::Dataset resized = data::load_dataset(dir.path(), 0, {true, false});
-  EXPECT_EQ(resized.test.images.sizes(), (std::vector<int64_t>{1, 28, 28}));
+  expect_error([&] { data::load_dataset(dir.path()); }, "big.png", "image folders hold pictures of different sizes");
+  // --skip-bad does not skip a size: that is a setting to fix. --image-size resizes.
+  data::DataOptions skip_bad;
+  skip_bad.skip_bad = true;
+  expect_error([&] { data::load_dataset(dir.path(), 0, skip_bad); }, "big.png", "--image-size HxW resizes them");
+  data::DataOptions resize;
+  resize.height = 28, resize.width = 28;
+  const data::Dataset resized = data::load_dataset(dir.path(), 0, resize);
+  EXPECT_EQ(resized.test.images.sizes(), (std::vector<int64_t>{1, 1, 28, 28}));
   EXPECT_EQ(resized.test.images.max().item<int64_t>(), 1);
   write_file_atomically(dir / "test" / "a" / "big.png", "\x89PNG\r\n\x1a\n broken");
   expect_error([&] { data::load_dataset(dir.path()); }, "big.png", "cannot decode image (PNG: ");
   write_tree_image(dir / "test" / "a" / "fine.png", 3);
-  const data::Dataset skipping = data::load_dataset(dir.path(), 0, {false, true});
+  const data::Dataset skipping = data::load_dataset(dir.path(), 0, skip_bad);
   EXPECT_EQ(skipping.test.images.size(0), 1);
   EXPECT_EQ(skipping.test.images.max().item<int64_t>(), 3);
   EXPECT_EQ(skipping.test.labels.item<int64_t>(), 0);
@@ -351,5 +420,115 @@ TEST(ImageFolder, BadTreesAreRefusedNamingTheFolderOrFile) {
       << skipping.skipped;
   EXPECT_NE(skipping.skipped.find("big.png"), std::string::npos);
   std::filesystem::remove(dir / "test" / "a" / "fine.png");
-  expect_error([&] { data::load_dataset(dir.path(), 0, {false, true}); }, "big.png", "none of the 1 image files");
+  expect_error([&] { data::load_dataset(dir.path(), 0, skip_bad); }, "big.png", "none of the 1 image files");
+}
+
+TEST(ImageFolder, ColourTreesKeepTheirColourOrTurnGrey) {
+  TempDir dir;
+  const auto rgb_png = [&](const std::filesystem::path& file, uint8_t r, uint8_t g, uint8_t b) {
+    std::filesystem::create_directories(file.parent_path());
+    std::vector<uint8_t> pixels;
+    for (int i = 0; i < 20 * 30; ++i) pixels.insert(pixels.end(), {r, g, b});
+    data::write_png(file, {30, 20, pixels, 3});  // 30 wide, 20 high
+  };
+  rgb_png(dir / "train" / "red" / "1.png", 200, 10, 20);
+  rgb_png(dir / "train" / "green" / "1.png", 10, 200, 20);
+  write_tree_image(dir / "train" / "grey" / "1.png", 90, 1);  // grey, and of another size
+  rgb_png(dir / "test" / "red" / "1.png", 210, 0, 0);
+  expect_error([&] { data::load_dataset(dir.path()); }, "grey/1.png: 1x1", "pictures of different sizes");
+  data::write_png(dir / "train" / "grey" / "1.png", {30, 20, std::vector<uint8_t>(600, 90)});
+  // One colour file makes the set colour: grey files are repeated as RGB.
+  const data::Dataset colour = data::load_dataset(dir.path());
+  EXPECT_EQ(colour.shape(), (data::ImageShape{3, 20, 30}));
+  EXPECT_EQ(colour.classes, (std::vector<std::string>{"green", "grey", "red"}));
+  const auto first_pixel = [](const torch::Tensor& image) {
+    const torch::Tensor p = image.select(1, 0).select(1, 0).to(torch::kInt64).contiguous();
+    return std::vector<int64_t>(p.data_ptr<int64_t>(), p.data_ptr<int64_t>() + p.numel());
+  };
+  EXPECT_EQ(first_pixel(colour.train.images[0]), (std::vector<int64_t>{10, 200, 20}));
+  EXPECT_EQ(first_pixel(colour.train.images[1]), (std::vector<int64_t>{90, 90, 90}));
+  EXPECT_EQ(first_pixel(colour.test.images[0]), (std::vector<int64_t>{210, 0, 0}));
+  // --channels 1 turns colour grey as PIL does; --image-size resizes every picture.
+  data::DataOptions grey;
+  grey.channels = 1;
+  grey.height = 8, grey.width = 12;
+  const data::Dataset converted = data::load_dataset(dir.path(), 0, grey);
+  EXPECT_EQ(converted.shape(), (data::ImageShape{1, 8, 12}));
+  EXPECT_EQ(first_pixel(converted.train.images[2]),
+            (std::vector<int64_t>{(200 * 19595 + 10 * 38470 + 20 * 7471 + 0x8000) >> 16}));
+  // A budget the images would exceed is refused before anything is decoded.
+  data::DataOptions small;
+  small.max_memory = 1000;
+  expect_error([&] { data::load_dataset(dir.path(), 0, small); }, dir.path().string(),
+               "4 images of 3x20x30 need about");
+}
+
+// CIFAR records: label byte(s), then the red, green and blue planes of 32x32.
+std::string cifar_record(std::initializer_list<uint8_t> labels, uint8_t red) {
+  std::string r(labels.begin(), labels.end());
+  r += std::string(1024, static_cast<char>(red)) + std::string(1024, 2) + std::string(1024, 3);
+  return r;
+}
+
+TEST(Cifar, TenAndHundredAreReadWithTheirNames) {
+  TempDir dir;
+  std::filesystem::create_directories(dir / "ten");
+  for (int b = 1; b <= 5; ++b)
+    write_file_atomically(dir / "ten" / ("data_batch_" + std::to_string(b) + ".bin"),
+                          cifar_record({static_cast<uint8_t>(b)}, static_cast<uint8_t>(10 * b)) + cifar_record({9}, 0));
+  write_file_atomically(dir / "ten" / "test_batch.bin", cifar_record({3}, 77));
+  write_file_atomically(dir / "ten" / "batches.meta.txt",
+                        "airplane\nautomobile\nbird\ncat\ndeer\ndog\nfrog\nhorse\nship\ntruck\n\n");
+  const data::Dataset ten = data::load_dataset(dir / "ten");
+  EXPECT_EQ(ten.classes.size(), 10u);
+  EXPECT_EQ(ten.classes[9], "truck");
+  EXPECT_EQ(ten.shape(), (data::ImageShape{3, 32, 32}));
+  ASSERT_EQ(ten.train.images.size(0), 10);  // the five batches in order
+  EXPECT_EQ(ten.train.labels[2].item<int64_t>(), 2);
+  EXPECT_EQ(ten.train.images[2][0][31][31].item<int64_t>(), 20);
+  EXPECT_EQ(ten.train.images[2][2][0][0].item<int64_t>(), 3);
+  EXPECT_EQ(ten.test.labels[0].item<int64_t>(), 3);
+  EXPECT_EQ(data::load_dataset(dir / "ten", 3).train.images.size(0), 3);
+
+  std::filesystem::create_directories(dir / "hundred");
+  write_file_atomically(dir / "hundred" / "train.bin", cifar_record({4, 42}, 1) + cifar_record({19, 99}, 2));
+  write_file_atomically(dir / "hundred" / "test.bin", cifar_record({0, 7}, 3));
+  std::string fine, coarse;
+  for (int k = 0; k < 100; ++k) fine += "fine" + std::to_string(k) + "\n";
+  for (int k = 0; k < 20; ++k) coarse += "coarse" + std::to_string(k) + "\n";
+  write_file_atomically(dir / "hundred" / "fine_label_names.txt", fine);
+  write_file_atomically(dir / "hundred" / "coarse_label_names.txt", coarse);
+  const data::Dataset hundred = data::load_dataset(dir / "hundred");
+  EXPECT_EQ(hundred.classes.size(), 100u);
+  EXPECT_EQ(hundred.train.labels[1].item<int64_t>(), 99);
+  data::DataOptions coarse_labels;
+  coarse_labels.coarse_labels = true;
+  const data::Dataset superclasses = data::load_dataset(dir / "hundred", 0, coarse_labels);
+  EXPECT_EQ(superclasses.classes.size(), 20u);
+  EXPECT_EQ(superclasses.train.labels[1].item<int64_t>(), 19);
+  data::DataOptions as_idx;
+  as_idx.format = "idx";
+  expect_error([&] { data::load_dataset(dir / "hundred", 0, as_idx); }, "t10k-images-idx3-ubyte", "");
+}
+
+TEST(Cifar, CorruptFilesAreRefusedNamingThem) {
+  TempDir dir;
+  const std::string good = cifar_record({1}, 5);
+  expect_error([&] { data::parse_cifar_records({}, "empty.bin", 1, 0, 10); }, "empty.bin", "is empty");
+  const std::vector<uint8_t> cut(good.begin(), good.end() - 1);
+  expect_error([&] { data::parse_cifar_records(cut, "cut.bin", 1, 0, 10); }, "cut.bin",
+               "3072 bytes, not a whole number of 3073-byte CIFAR records");
+  const std::string high = cifar_record({10}, 5);
+  expect_error(
+      [&] {
+        data::parse_cifar_records({high.begin(), high.end()}, "high.bin", 1, 0, 10);
+      },
+      "high.bin", "label 10 of record 0 is beyond the 10 class names");
+  std::filesystem::create_directories(dir / "ten");
+  write_file_atomically(dir / "ten" / "test_batch.bin", good);
+  write_file_atomically(dir / "ten" / "batches.meta.txt", "a\nb\n");
+  expect_error([&] { data::load_dataset(dir / "ten"); }, "data_batch_1.bin", "");
+  expect_error([&] { data::load_test_set(dir / "ten"); }, "test_batch.bin", "label 1 of record 0 is beyond the 2");
+  std::filesystem::remove(dir / "ten" / "batches.meta.txt");
+  expect_error([&] { data::load_test_set(dir / "ten"); }, "batches.meta.txt", "");
 }

@@ -43,8 +43,7 @@ models::Classifier trained_looking(const std::string& name) {
 checkpoint::CheckpointInfo info_for(const std::string& name) {
   checkpoint::CheckpointInfo info;
   info.model = name;
-  info.mean = 0.2860f;
-  info.std = 0.3530f;
+  info.normalization = {{0.2860f}, {0.3530f}};
   return info;
 }
 
@@ -108,7 +107,7 @@ TEST(Export, TorchScriptWithPreprocessingTakesRawPixelsOfEitherType) {
   const auto net = deploy::exportable_network(*model, true);
   torch::jit::Module ts = load_torchscript(deploy::torchscript_module_bytes(net, info, settings));
   const torch::Tensor pixels = torch::randint(0, 256, {6, 1, 28, 28}).to(torch::kUInt8);
-  const torch::Tensor expected = torch::softmax(logits(*model, data::to_model_input(pixels, {info.mean, info.std})), 1);
+  const torch::Tensor expected = torch::softmax(logits(*model, data::to_model_input(pixels, info.normalization)), 1);
   EXPECT_LT(max_diff(ts.forward({pixels}).toTensor(), expected), 1e-6);
   EXPECT_LT(max_diff(ts.forward({pixels.to(torch::kFloat)}).toTensor(), expected), 1e-6);
 }

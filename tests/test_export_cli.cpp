@@ -34,7 +34,7 @@ TEST(ExportCli, TorchScriptInLibTorchGivesConvkitsLogitsOnTheTestSet) {
                            });
   torch::jit::Module module = torch::jit::load(file.string());
   torch::NoGradGuard no_grad;
-  const torch::Tensor actual = module.forward({test.images.unsqueeze(1)}).toTensor();  // raw uint8 pixels
+  const torch::Tensor actual = module.forward({test.images}).toTensor();  // raw uint8 pixels
   EXPECT_LT((actual - expected).abs().max().item<double>(), 1e-5);
   EXPECT_TRUE(actual.argmax(1).equal(expected.argmax(1)));
   EXPECT_EQ(module.attr("classes").toList().size(), 10u);

@@ -404,7 +404,7 @@ TEST(FastTraining, BatchShardsGiveTheWholeBatchGradient) {
       auto model = models::make_model("lenet");
       const torch::Tensor flat = train::flatten_parameters(*model);
       train::StepSettings settings;
-      settings.shards = train::make_shards(*model, flat, "lenet", 10, replicas);
+      settings.shards = train::make_shards(*model, flat, "lenet", replicas);
       ASSERT_EQ(static_cast<int64_t>(settings.shards.replicas.size()), replicas);
       const torch::Tensor next_draw = torch::randn({3});
       torch::manual_seed(2);
@@ -440,7 +440,7 @@ TEST(FastTraining, NoShardsWhereTheyWouldChangeTheMaths) {
     auto model = models::make_model(name);
     model->set_exact(exact);
     const torch::Tensor flat = train::flatten_parameters(*model);
-    return train::make_shards(*model, flat, name, 10, 1).replicas.size();
+    return train::make_shards(*model, flat, name, 1).replicas.size();
   };
   EXPECT_EQ(shards("lenet", false), 1u);
   EXPECT_EQ(shards("lenet-bn", false), 0u);

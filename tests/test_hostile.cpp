@@ -220,12 +220,12 @@ TEST(HostileFiles, OnlyConvkitsOwnModelJsonIsTakenForIt) {
 TEST(HostileFiles, ImagesAreBoundedBeforeTheyAreDecoded) {
   TempDir dir;
   // 30 KB of pixels that would pad into a 30000 x 30000 square (3.6 GB as floats).
-  data::write_grey_png(dir / "thin.png", {1, 30000, std::vector<uint8_t>(30000, 200)});
-  EXPECT_ERROR_HAS(data::read_grey_image(dir / "thin.png"), "thin.png: image of 1x30000 pixels is too large");
+  data::write_png(dir / "thin.png", {1, 30000, std::vector<uint8_t>(30000, 200)});
+  EXPECT_ERROR_HAS(data::read_picture(dir / "thin.png", 1), "thin.png: image of 1x30000 pixels is too large");
   write_file_atomically(dir / "cut.png", "\x89PNG\r\n");
-  EXPECT_ERROR_HAS(data::read_grey_image(dir / "cut.png"), "cut.png: cannot decode image");
-  data::write_grey_png(dir / "fine.png", {40, 30, std::vector<uint8_t>(1200, 7)});
-  EXPECT_EQ(data::read_grey_image(dir / "fine.png").height, 30);
+  EXPECT_ERROR_HAS(data::read_picture(dir / "cut.png", 1), "cut.png: cannot decode image");
+  data::write_png(dir / "fine.png", {40, 30, std::vector<uint8_t>(1200, 7)});
+  EXPECT_EQ(data::read_picture(dir / "fine.png", 1).height, 30);
 }
 
 // A PNG's chunks: an 8-byte signature, then length, type, data and CRC each.
@@ -238,17 +238,17 @@ std::string png_chunk(const std::string& type, const std::string& data) {
 
 TEST(HostileFiles, PngsAreDecodedByLibpngAndCorruptOnesAreRefused) {
   TempDir dir;
-  data::write_grey_png(dir / "fine.png", {5, 3, {0, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100, 110, 120, 130, 140}});
+  data::write_png(dir / "fine.png", {5, 3, {0, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100, 110, 120, 130, 140}});
   const auto fine = read_file_bytes(dir / "fine.png");
   const std::string whole(fine.begin(), fine.end());
   const size_t idat = whole.find("IDAT") - 4, iend = whole.find("IEND") - 4;
   const auto decoded = [&](const std::string& name, const std::string& bytes) {
     write_file_atomically(dir / name, bytes);
-    return data::read_grey_image(dir / name);
+    return data::read_picture(dir / name, 1);
   };
   // An empty IDAT chunk is valid (stb_image 2.27 copies from a null pointer on it).
   EXPECT_EQ(decoded("empty-idat.png", whole.substr(0, idat) + png_chunk("IDAT", "") + whole.substr(idat)).pixels,
-            data::read_grey_image(dir / "fine.png").pixels);
+            data::read_picture(dir / "fine.png", 1).pixels);
   std::string flipped = whole;
   flipped[iend - 1] ^= 0x40;  // the last byte of IDAT's CRC
   EXPECT_ERROR_HAS(decoded("crc.png", flipped), "crc.png: cannot decode image (PNG: IDAT: CRC error)");
@@ -270,7 +270,7 @@ TEST(HostileFiles, JpegsAreDecodedByLibjpegTurboAndACutOneIsRefused) {
   for (size_t i = 0; i < gradient.size(); ++i) gradient[i] = static_cast<uint8_t>((i % 64) * 4);
   const auto file = dir / "gradient.jpg";
   ASSERT_TRUE(stbi_write_jpg(file.c_str(), 64, 48, 1, gradient.data(), 100));
-  const data::GreyImage image = data::read_grey_image(file);
+  const data::Picture image = data::read_picture(file, 1);
   ASSERT_EQ(image.width, 64);
   ASSERT_EQ(image.height, 48);
   int worst = 0;
@@ -278,9 +278,9 @@ TEST(HostileFiles, JpegsAreDecodedByLibjpegTurboAndACutOneIsRefused) {
   EXPECT_LE(worst, 8);  // JPEG at quality 100 is nearly lossless on a smooth gradient
   const auto whole = read_file_bytes(file);
   write_file_atomically(dir / "cut.jpg", std::string(whole.begin(), whole.begin() + whole.size() * 2 / 3));
-  EXPECT_ERROR_HAS(data::read_grey_image(dir / "cut.jpg"), "cut.jpg: cannot decode image (JPEG: ");
+  EXPECT_ERROR_HAS(data::read_picture(dir / "cut.jpg", 1), "cut.jpg: cannot decode image (JPEG: ");
   write_file_atomically(dir / "fills.jpg", std::string("\xff\xff\xd8") + std::string(whole.begin() + 2, whole.end()));
-  EXPECT_ERROR_HAS(data::read_grey_image(dir / "fills.jpg"), "fills.jpg: cannot decode image (JPEG: ");
+  EXPECT_ERROR_HAS(data::read_picture(dir / "fills.jpg", 1), "fills.jpg: cannot decode image (JPEG: ");
 }
 
 TEST(HostileFiles, ImagesTheFuzzerFoundAreRefusedWithoutHarm) {
@@ -291,7 +291,7 @@ TEST(HostileFiles, ImagesTheFuzzerFoundAreRefusedWithoutHarm) {
   for (const auto& entry : std::filesystem::directory_iterator(dir)) {
     ++files;
     const std::string name = entry.path().filename().string();
-    const std::string error = error_of([&] { data::read_grey_image(entry.path()); });
+    const std::string error = error_of([&] { data::read_picture(entry.path(), 1); });
     if (name.find("jpeg-") != std::string::npos) {
       EXPECT_NE(error.find(name + ": cannot decode image (JPEG: "), std::string::npos) << name << ": " << error;
     } else if (name.find("pnm-integer") != std::string::npos) {
@@ -304,7 +304,7 @@ TEST(HostileFiles, ImagesTheFuzzerFoundAreRefusedWithoutHarm) {
   // Numbers up to INT_MAX are stb's to judge (it refuses sizes past 2^24); one more digit is not.
   const auto pnm = [](const std::string& header) {
     const std::string bytes = header + std::string(12, '\x7f');
-    return error_of([&] { data::decode_grey_image({bytes.begin(), bytes.end()}, "x.pgm"); });
+    return error_of([&] { data::decode_picture({bytes.begin(), bytes.end()}, "x.pgm", 1); });
   };
   EXPECT_EQ(pnm("P5 2 2 255\n"), "no error");
   EXPECT_EQ(pnm("P5 #2147483648 in a comment\n2 2 255\n"), "no error");

@@ -39,6 +39,33 @@ TEST(Models, LeNetShapesAndParameters) {
   EXPECT_EQ(out.hidden.sizes(), (std::vector<int64_t>{5, 256}));
 }
 
+TEST(Models, LeNetOnColourImagesIsPyTorchsCifarTutorialNetwork) {
+  // "Training a classifier": conv1 3->6 k5, conv2 6->16 k5, fc1 400->120, fc2 120->84, fc3 84->10.
+  auto model = models::make_model("lenet", 10, {3, 32, 32});
+  EXPECT_EQ(models::count_parameters(*model), 62006);
+  const auto params = model->named_parameters();
+  EXPECT_EQ(params["conv1.weight"].sizes(), (std::vector<int64_t>{6, 3, 5, 5}));
+  EXPECT_EQ(params["fc_1.weight"].sizes(), (std::vector<int64_t>{120, 400}));
+  const auto out = model->forward(torch::randn({2, 3, 32, 32}));
+  EXPECT_EQ(out.logits.sizes(), (std::vector<int64_t>{2, 10}));
+  // The fused kernel takes three channels, and agrees with LibTorch's ops.
+  EXPECT_TRUE(model->convolutions_fused());
+  torch::NoGradGuard no_grad;
+  const auto x = torch::randn({3, 3, 32, 32});
+  const auto fused = model->forward(x).logits;
+  model->set_exact(true);
+  EXPECT_LT((fused - model->forward(x).logits).abs().max().item<double>(), 1e-5);
+  // Any size from 16x16, not square too; the MLP and specs adapt as well.
+  EXPECT_EQ(models::make_model("lenet", 5, {1, 16, 20})->forward(torch::randn({1, 1, 16, 20})).logits.size(1), 5);
+  EXPECT_THROW(models::make_model("lenet", 10, {1, 15, 28}), Error);
+  EXPECT_EQ(models::count_parameters(*models::make_model("mlp", 100, {3, 32, 32})),
+            3072 * 250 + 250 + 250 * 100 + 100 + 100 * 100 + 100);
+  auto spec = models::make_model("c8k3p1bn-mp2-c16k3-mp2-fc32", 20, {3, 32, 24});
+  EXPECT_EQ(spec->forward(torch::randn({2, 3, 32, 24})).logits.sizes(), (std::vector<int64_t>{2, 20}));
+  const auto graph = spec->inference_graph();
+  EXPECT_EQ((std::vector<int64_t>{graph.channels, graph.height, graph.width}), (std::vector<int64_t>{3, 32, 24}));
+}
+
 TEST(Models, MLPShapesAndParameters) {
   auto model = models::make_model("mlp");
   EXPECT_EQ(models::count_parameters(*model), 222360);

@@ -11,11 +11,11 @@ using namespace convkit;
 
 TEST(RealData, FashionMnistLoadsWithTheTutorialsConstants) {
   const auto m = data::load_dataset(data::kDefaultDataDir);
-  EXPECT_EQ(m.train.images.sizes(), (std::vector<int64_t>{60000, 28, 28}));
+  EXPECT_EQ(m.train.images.sizes(), (std::vector<int64_t>{60000, 1, 28, 28}));
   EXPECT_EQ(m.test.images.size(0), 10000);
   const auto norm = data::normalization_from(m.train.images);
-  EXPECT_NEAR(norm.mean, 0.2860, 5e-5);
-  EXPECT_NEAR(norm.std, 0.3530, 5e-5);
+  EXPECT_NEAR(norm.mean.at(0), 0.2860, 5e-5);
+  EXPECT_NEAR(norm.std.at(0), 0.3530, 5e-5);
   // Every class is present in the training labels in equal numbers.
   EXPECT_TRUE(torch::bincount(m.train.labels).eq(6000).all().item<bool>());
   EXPECT_EQ(m.classes, data::class_names());  // told from other IDX sets by its test labels

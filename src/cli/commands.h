@@ -4,7 +4,15 @@
 
 #include <CLI/CLI.hpp>
 
+#include "run/settings.h"
+
 namespace convkit::cli {
+
+// A flag for `setting`, storing into its field of `storage`.
+CLI::Option* add_setting_flag(CLI::App& cmd, const run::Setting& setting, run::TrainOptions& storage);
+
+// The flags that say how a dataset is read (run::kDataSettings), as `train` has them.
+void add_data_flags(CLI::App& cmd, run::TrainOptions& storage);
 
 void add_train_command(CLI::App& app);
 void add_eval_command(CLI::App& app);

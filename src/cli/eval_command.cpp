@@ -24,8 +24,7 @@ struct EvalOptions {
   double rotation = run::TrainOptions{}.rotation;
   int64_t batch_size = run::TrainOptions{}.batch_size;
   int64_t limit = 0;
-  std::string image_size;
-  bool skip_bad = false;
+  run::TrainOptions data;  // holds the data flags (run::kDataSettings)
   uint64_t seed = run::TrainOptions{}.seed;
   int threads = 0;
   bool json = false, exact = false;
@@ -45,10 +44,12 @@ void run_eval(const EvalOptions& o) {
   if (!(o.rotation >= 0 && o.rotation <= 180)) throw Error("--rotation must be between 0 and 180 degrees");
   configure_threads(o.threads);
   const torch::Device device(resolve_device(o.device));
-  eval::LoadedModel loaded = eval::load_model(o.checkpoint, o.model, o.data_dir);
+  run::validate(o.data);
+  const data::DataOptions data_options = run::data_options(o.data);
+  eval::LoadedModel loaded = eval::load_model(o.checkpoint, o.model, o.data_dir, data_options);
   loaded.model->set_exact(o.exact);
   loaded.model->to(device);
-  const data::Split test = eval::load_test_images_for(loaded, o.data_dir, o.limit, {!o.image_size.empty(), o.skip_bad});
+  const data::Split test = eval::load_test_images_for(loaded, o.data_dir, o.limit, data_options);
   if (!o.logits_file.empty()) write_test_logits(o.logits_file, loaded, test, device);
   torch::manual_seed(o.seed);
   const auto r =
@@ -79,11 +80,9 @@ void add_eval_command(CLI::App& app) {
   cmd->add_option("--model", o->model,
                   "Architecture, when no model.json is beside the checkpoint: " + join(models::model_names(), "|"));
   cmd->add_option("--data", o->data_dir,
-                  "Directory with the IDX files or image folders (train/<class>/, test/<class>/)")
+                  "Directory with IDX files, image folders (train/<class>/, test/<class>/) or CIFAR binary files")
       ->capture_default_str();
-  cmd->add_option("--image-size", o->image_size, "Image folders: resize pictures of other sizes to HxW (28x28)")
-      ->check(CLI::IsMember({"28x28"}));
-  cmd->add_flag("--skip-bad", o->skip_bad, "Image folders: skip files that cannot be decoded (and say how many)");
+  add_data_flags(*cmd, o->data);
   cmd->add_option("--rotation", o->rotation, "Max angle (degrees) of the rotated test set")->capture_default_str();
   cmd->add_option("--batch-size", o->batch_size, "Images per batch")->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("--seed", o->seed, "Seed for the rotation angles")

@@ -27,8 +27,8 @@ struct PredictOptions {
 
 // {file, class, name, probability, top: [{class, name, probability}, ...]} for one image file.
 nlohmann::json predict_file(const std::string& file, eval::LoadedModel& loaded, data::Invert invert, int top_k) {
-  const data::GreyImage image = data::read_grey_image(file);
-  const torch::Tensor pixels = data::to_mnist_pixels(image, invert).unsqueeze(0);
+  const data::Picture image = data::read_picture(file);
+  const torch::Tensor pixels = data::to_model_pixels(image, invert, loaded.info.shape).unsqueeze(0);
   const torch::Tensor probs =
       eval::predict_probabilities(*loaded.model, pixels, loaded.normalization(), torch::kCPU)[0];
   const int64_t shown = std::min<int64_t>(top_k, probs.size(0));
@@ -85,14 +85,17 @@ int run_predict(const PredictOptions& o) {
 
 void add_predict_command(CLI::App& app, int& exit_code) {
   auto o = std::make_shared<PredictOptions>();
-  CLI::App* cmd = app.add_subcommand("predict", "Classify image files (PNG, JPEG, BMP, PGM, ...)");
+  CLI::App* cmd = app.add_subcommand(
+      "predict", "Classify image files (PNG, JPEG, BMP, GIF, TGA, PGM/PPM), converted to the network's input");
   cmd->add_option("--checkpoint", o->checkpoint, "state_dict file (convkit's or Python's torch.save)")->required();
   cmd->add_option("--model", o->model,
                   "Architecture, when no model.json is beside the checkpoint: " + join(models::model_names(), "|"));
-  cmd->add_option("--data", o->data_dir, "Training IDX files, for the normalisation of a checkpoint without model.json")
+  cmd->add_option("--data", o->data_dir,
+                  "The training data, for the shape, classes and normalisation of a checkpoint without model.json")
       ->capture_default_str();
   cmd->add_option("--invert", o->invert,
-                  "auto|yes|no: make dark-on-light photos light-on-dark (auto: judge by the border)")
+                  "auto|yes|no: make dark-on-light photos light-on-dark (auto: judge by the border, for grey "
+                  "networks only)")
       ->capture_default_str();
   cmd->add_option("--top", o->top_k, "How many classes to list per image (at most the model's classes)")
       ->capture_default_str()

@@ -11,10 +11,9 @@
 #include "util/interrupt.h"
 
 namespace convkit::cli {
-namespace {
 
-// A flag for `setting`, storing into its field of `storage`. Values are parsed by the settings
-// table (exact types and ranges), not by CLI11, which would wrap "-1" into an unsigned seed.
+// Values are parsed by the settings table (exact types and ranges), not by CLI11, which would
+// wrap "-1" into an unsigned seed.
 CLI::Option* add_setting_flag(CLI::App& cmd, const run::Setting& setting, run::TrainOptions& storage) {
   if (std::holds_alternative<run::FieldOf<bool>>(setting.field)) {
     return cmd.add_flag(setting.flag, std::get<run::FieldOf<bool>>(setting.field)(storage), setting.help);
@@ -26,11 +25,16 @@ CLI::Option* add_setting_flag(CLI::App& cmd, const run::Setting& setting, run::T
       ->default_str(run::text_of(setting, storage));
 }
 
-}  // namespace
+void add_data_flags(CLI::App& cmd, run::TrainOptions& storage) {
+  for (const run::Setting& setting : run::settings())
+    for (const char* key : run::kDataSettings)
+      if (std::string(key) == setting.key) add_setting_flag(cmd, setting, storage);
+}
 
 void add_train_command(CLI::App& app) {
   auto request = std::make_shared<run::TrainRequest>();
-  CLI::App* cmd = app.add_subcommand("train", "Train a network on FashionMNIST the tutorial's way");
+  CLI::App* cmd =
+      app.add_subcommand("train", "Train a network the tutorial's way (on FashionMNIST unless --data says otherwise)");
   for (const run::Setting& setting : run::settings())
     if (setting.flag) add_setting_flag(*cmd, setting, request->flags);
   cmd->add_option("--out", request->out_dir, "Run directory for outputs (default: runs/<model>)");

@@ -4,10 +4,17 @@
 
 #include <fstream>
 
+#include <unistd.h>
+
+#include <regex>
+
+#include "data/cifar.h"
 #include "data/idx.h"
+#include "data/image_file.h"
 #include "data/image_folder.h"
 #include "util/error.h"
 #include "util/files.h"
+#include "util/format.h"
 
 namespace convkit::data {
 namespace {
@@ -31,26 +38,6 @@ int64_t class_count_of(const torch::Tensor& train_labels, const torch::Tensor& t
   for (const auto& labels : {train_labels, test_labels})
     if (labels.defined() && labels.numel() > 0) count = std::max(count, labels.max().item<int64_t>() + 1);
   return count;
-}
-
-std::vector<std::string> read_class_names(const fs::path& file) {
-  const std::vector<uint8_t> bytes = read_file_bytes(file, uint64_t{1} << 20);
-  std::vector<std::string> names;
-  std::string line;
-  for (const uint8_t b : bytes) {
-    if (b == '\n') {
-      if (!line.empty() && line.back() == '\r') line.pop_back();
-      names.push_back(line);
-      line.clear();
-    } else {
-      line.push_back(static_cast<char>(b));
-    }
-  }
-  if (!line.empty()) names.push_back(line);
-  if (names.empty()) throw file_error(file.string(), "has no class names (one a line)");
-  for (size_t i = 0; i < names.size(); ++i)
-    if (names[i].empty()) throw file_error(file.string(), "line " + std::to_string(i + 1) + " has no class name");
-  return names;
 }
 
 // The names of an IDX dataset's classes, `count` of them at least (the labels' reach).
@@ -90,6 +77,11 @@ Dataset load_idx_dataset(const fs::path& dir, int64_t limit, bool with_train) {
   if (with_train) {
     d.train = load_split(dir, kTrainFiles);
     train_labels = d.train.labels;
+    if (d.train.images.sizes().slice(1) != test.images.sizes().slice(1))
+      throw file_error(find_idx_file(dir, kTestFiles.images).string(),
+                       "images are " + std::to_string(test.images.size(2)) + "x" + std::to_string(test.images.size(3)) +
+                           ", the training images " + std::to_string(d.train.images.size(2)) + "x" +
+                           std::to_string(d.train.images.size(3)));
   } else if (has_idx_file(dir, kTrainFiles.labels)) {
     train_labels = read_labels(find_idx_file(dir, kTrainFiles.labels));
   }
@@ -105,53 +97,183 @@ void note_skipped(const DecodedFolder& decoded, const char* split, Dataset& d) {
                " image files that cannot be decoded (the first: " + decoded.first_skipped + ")";
 }
 
-Dataset load_folder_dataset(const fs::path& dir, int64_t limit, bool with_train, FolderOptions folders) {
+uint64_t half_the_machines_memory() {
+  return static_cast<uint64_t>(sysconf(_SC_PHYS_PAGES)) * static_cast<uint64_t>(sysconf(_SC_PAGE_SIZE)) / 2;
+}
+
+// Each value is held as a uint8 pixel and, once normalised, as a float of the model's input.
+constexpr uint64_t kBytesPerValue = 1 + sizeof(float);
+
+void check_memory(const fs::path& dir, int64_t images, ImageShape shape, uint64_t budget) {
+  if (budget == 0) budget = half_the_machines_memory();
+  const uint64_t need = static_cast<uint64_t>(images) * static_cast<uint64_t>(shape.values()) * kBytesPerValue;
+  if (need > budget)
+    throw file_error(dir.string(),
+                     strprintf("%lld images of %s need about %.1f GiB in memory (as uint8 pixels and "
+                               "float input), over the budget of %.1f GiB (--max-memory MiB)",
+                               static_cast<long long>(images), shape.str().c_str(),
+                               static_cast<double>(need) / (1 << 30), static_cast<double>(budget) / (1 << 30)));
+}
+
+Dataset load_folder_dataset(const fs::path& dir, int64_t limit, bool with_train, const DataOptions& options) {
   Dataset d;
   const ImageFolderListing train = list_image_folder(dir / "train");
   d.classes = train.classes;
   if (!fs::is_directory(dir / "test"))
     throw file_error((dir / "test").string(), "is missing: image folders need train/<class>/ and test/<class>/");
   const ImageFolderListing test = list_image_folder(dir / "test", &d.classes);
+  std::vector<const ImageFolderListing*> listings = {&test};
+  if (with_train) listings.insert(listings.begin(), &train);
+  const FolderShape found = survey_image_folders(listings, limit, options);
+  check_memory(dir, found.images, found.shape, options.max_memory);
   if (with_train) {
-    const DecodedFolder decoded = decode_image_folder(train, limit, folders);
+    const DecodedFolder decoded = decode_image_folder(train, found.shape, limit, options.skip_bad);
     d.train = decoded.split;
     note_skipped(decoded, "training", d);
   }
-  const DecodedFolder decoded = decode_image_folder(test, limit, folders);
+  const DecodedFolder decoded = decode_image_folder(test, found.shape, limit, options.skip_bad);
   d.test = decoded.split;
   note_skipped(decoded, "test", d);
   return d;
 }
 
+enum class Format { Idx, Folder, Cifar };
+
+Format format_of(const fs::path& dir, const DataOptions& options) {
+  if (options.format == "idx") return Format::Idx;
+  if (options.format == "folder") return Format::Folder;
+  if (options.format == "cifar") return Format::Cifar;
+  if (!options.format.empty()) throw Error("--dataset: unknown format '" + options.format + "' (idx, folder or cifar)");
+  std::error_code ec;
+  if (has_idx_file(dir, kTrainFiles.images) || has_idx_file(dir, kTestFiles.images)) return Format::Idx;
+  if (is_cifar_dataset(dir)) return Format::Cifar;
+  if (fs::is_directory(dir / "train", ec)) return Format::Folder;
+  if (!fs::exists(dir, ec)) throw file_error(dir.string(), "does not exist (--data)");
+  throw file_error(dir.string(), std::string("holds no dataset: neither IDX files (") + kTrainFiles.images + "[.gz], " +
+                                     kTestFiles.images +
+                                     "[.gz], ...), nor image folders (train/<class>/, test/<class>/), nor CIFAR "
+                                     "binary files (data_batch_1.bin ... test_batch.bin, or train.bin and test.bin)");
+}
+
+// The images as `options` asks for them: its channels and size.
+void conform(Dataset& d, const DataOptions& options) {
+  for (Split* s : {&d.train, &d.test}) {
+    if (!s->images.defined()) continue;
+    if (options.channels > 0) s->images = convert_channels(s->images, options.channels);
+    if (options.height > 0) s->images = resize_images(s->images, options.height, options.width);
+  }
+}
+
+Dataset load(const fs::path& dir, int64_t limit, bool with_train, const DataOptions& options) {
+  Dataset d;
+  switch (format_of(dir, options)) {
+    case Format::Idx:
+      d = load_idx_dataset(dir, limit, with_train);
+      break;
+    case Format::Cifar:
+      d = load_cifar(dir, limit, with_train, options.coarse_labels ? CifarLabel::Coarse : CifarLabel::Fine);
+      break;
+    case Format::Folder:
+      return load_folder_dataset(dir, limit, with_train, options);  // decoded to the shape asked for
+  }
+  const int64_t images = (d.train.images.defined() ? d.train.images.size(0) : 0) + d.test.images.size(0);
+  ImageShape shape = d.shape();
+  if (options.channels > 0) shape.channels = options.channels;
+  if (options.height > 0) shape.height = options.height, shape.width = options.width;
+  check_memory(dir, images, shape, options.max_memory);
+  conform(d, options);
+  return d;
+}
+
 }  // namespace
+
+std::string ImageShape::str() const {
+  return std::to_string(channels) + "x" + std::to_string(height) + "x" + std::to_string(width);
+}
+
+ImageShape Dataset::shape() const {
+  const torch::Tensor& images = train.images.defined() ? train.images : test.images;
+  return {images.size(1), images.size(2), images.size(3)};
+}
 
 std::vector<std::string> class_names() { return {kClassNames.begin(), kClassNames.end()}; }
 
-bool is_image_folder_dataset(const fs::path& dir) {
-  std::error_code ec;
-  return fs::is_directory(dir / "train", ec) && !has_idx_file(dir, kTrainFiles.images);
+bool is_image_folder_dataset(const fs::path& dir, const DataOptions& options) {
+  return format_of(dir, options) == Format::Folder;
 }
 
-namespace {
-
-Dataset load(const fs::path& dir, int64_t limit, bool with_train, FolderOptions folders) {
-  if (is_image_folder_dataset(dir)) return load_folder_dataset(dir, limit, with_train, folders);
-  std::error_code ec;
-  if (fs::is_directory(dir, ec) && !has_idx_file(dir, kTrainFiles.images) && !has_idx_file(dir, kTestFiles.images))
-    throw file_error(dir.string(), std::string("holds neither IDX files (") + kTrainFiles.images + "[.gz], " +
-                                       kTestFiles.images +
-                                       "[.gz], ...) nor image folders (train/<class>/, test/<class>/)");
-  return load_idx_dataset(dir, limit, with_train);
+Dataset load_dataset(const fs::path& dir, int64_t limit, const DataOptions& options) {
+  return load(dir, limit, true, options);
 }
 
-}  // namespace
-
-Dataset load_dataset(const fs::path& dir, int64_t limit, FolderOptions folders) {
-  return load(dir, limit, true, folders);
+Dataset load_test_set(const fs::path& dir, int64_t limit, const DataOptions& options) {
+  return load(dir, limit, false, options);
 }
 
-Dataset load_test_set(const fs::path& dir, int64_t limit, FolderOptions folders) {
-  return load(dir, limit, false, folders);
+std::vector<std::string> read_class_names(const fs::path& file) {
+  const std::vector<uint8_t> bytes = read_file_bytes(file, uint64_t{1} << 20);
+  std::vector<std::string> names;
+  std::string line;
+  for (const uint8_t b : bytes) {
+    if (b == '\n') {
+      if (!line.empty() && line.back() == '\r') line.pop_back();
+      names.push_back(line);
+      line.clear();
+    } else {
+      line.push_back(static_cast<char>(b));
+    }
+  }
+  if (!line.empty()) names.push_back(line);
+  while (!names.empty() && names.back().empty()) names.pop_back();  // CIFAR's names files end in blank lines
+  if (names.empty()) throw file_error(file.string(), "has no class names (one a line)");
+  for (size_t i = 0; i < names.size(); ++i)
+    if (names[i].empty()) throw file_error(file.string(), "line " + std::to_string(i + 1) + " has no class name");
+  return names;
+}
+
+std::pair<int64_t, int64_t> parse_image_size(const std::string& text, const std::string& source) {
+  static const std::regex size(R"((\d{1,9})x(\d{1,9}))");
+  std::smatch m;
+  if (std::regex_match(text, m, size)) {
+    const int64_t h = std::stoll(m[1]), w = std::stoll(m[2]);
+    if (h >= 1 && w >= 1 && h <= kMaxImageSide && w <= kMaxImageSide) return {h, w};
+  }
+  throw Error(source + ": '" + text + "' is not HEIGHTxWIDTH (e.g. 32x32, each 1-" + std::to_string(kMaxImageSide) +
+              ")");
+}
+
+torch::Tensor convert_channels(const torch::Tensor& images, int64_t channels) {
+  const int64_t have = images.size(1);
+  if (have == channels) return images;
+  if (channels == 3 && have == 1) return images.repeat({1, 3, 1, 1});
+  if (channels == 1 && have == 3) {
+    const torch::Tensor x = images.to(torch::kInt64);  // grey_from_rgb on every pixel
+    const auto weight = [](uint32_t w) { return static_cast<int64_t>(w); };
+    const torch::Tensor grey = (x.select(1, 0) * weight(kLumaRed) + x.select(1, 1) * weight(kLumaGreen) +
+                                x.select(1, 2) * weight(kLumaBlue) + weight(kLumaRounding))
+                                   .div(65536, "floor");
+    return grey.to(torch::kUInt8).unsqueeze(1).contiguous();
+  }
+  throw Error("--channels: cannot convert images of " + std::to_string(have) + " channels to " +
+              std::to_string(channels));
+}
+
+torch::Tensor resize_images(const torch::Tensor& images, int64_t height, int64_t width) {
+  if (images.size(2) == height && images.size(3) == width) return images;
+  namespace F = torch::nn::functional;
+  const auto options = F::InterpolateFuncOptions()
+                           .size(std::vector<int64_t>{height, width})
+                           .mode(torch::kBilinear)
+                           .align_corners(false)
+                           .antialias(true);
+  torch::Tensor out = torch::empty({images.size(0), images.size(1), height, width}, torch::kUInt8);
+  constexpr int64_t kChunk = 1024;  // images converted to float at a time, to bound memory
+  for (int64_t start = 0; start < images.size(0); start += kChunk) {
+    const int64_t stop = std::min(images.size(0), start + kChunk);
+    out.slice(0, start, stop)
+        .copy_(F::interpolate(images.slice(0, start, stop).to(torch::kFloat), options).round().clamp(0, 255));
+  }
+  return out;
 }
 
 Split load_split(const fs::path& dir, IdxStems stems, int64_t limit) {
@@ -160,10 +282,6 @@ Split load_split(const fs::path& dir, IdxStems stems, int64_t limit) {
   IdxArray images = read_idx(images_file, kIdxImagesMagic);
   IdxArray labels = read_idx(labels_file, kIdxLabelsMagic);
 
-  if (images.dims[1] != kImageSize || images.dims[2] != kImageSize) {
-    throw file_error(images_file.string(), "images are " + std::to_string(images.dims[1]) + "x" +
-                                               std::to_string(images.dims[2]) + ", expected 28x28");
-  }
   if (images.dims[0] != labels.dims[0]) {
     throw file_error(labels_file.string(), "has " + std::to_string(labels.dims[0]) + " labels but " +
                                                images_file.filename().string() + " has " +
@@ -172,9 +290,10 @@ Split load_split(const fs::path& dir, IdxStems stems, int64_t limit) {
 
   const int64_t n = limit > 0 ? std::min(images.dims[0], limit) : images.dims[0];
   Split split;
-  split.images = torch::from_blob(images.bytes.data(), {images.dims[0], kImageSize, kImageSize}, torch::kUInt8)
-                     .slice(0, 0, n)
-                     .clone();
+  split.images =
+      torch::from_blob(images.bytes.data(), {images.dims[0], 1, images.dims[1], images.dims[2]}, torch::kUInt8)
+          .slice(0, 0, n)
+          .clone();
   split.labels =
       torch::from_blob(labels.bytes.data(), {labels.dims[0]}, torch::kUInt8).slice(0, 0, n).to(torch::kInt64);
   return split;

@@ -1,5 +1,5 @@
-// A dataset held in memory as tensors: IDX files (FashionMNIST, MNIST or any set of 28x28 IDX
-// images, of up to 256 classes) or image folders as torchvision's ImageFolder reads them.
+// A dataset held in memory as uint8 tensors: IDX files (FashionMNIST, MNIST, EMNIST, any set of
+// IDX images), image folders as torchvision's ImageFolder reads them, or CIFAR-10/100.
 #pragma once
 
 #include <torch/types.h>
@@ -28,8 +28,16 @@ struct IdxStems {
 inline constexpr IdxStems kTrainFiles = {"train-images-idx3-ubyte", "train-labels-idx1-ubyte"};
 inline constexpr IdxStems kTestFiles = {"t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"};
 
+// The shape of one image, which is what a network is built for.
+struct ImageShape {
+  int64_t channels = 1, height = kImageSize, width = kImageSize;  // FashionMNIST's
+  bool operator==(const ImageShape&) const = default;
+  int64_t values() const { return channels * height * width; }
+  std::string str() const;  // "3x32x32"
+};
+
 struct Split {
-  torch::Tensor images;  // uint8 [N, 28, 28], 0 = black
+  torch::Tensor images;  // uint8 [N, C, H, W], 0 = black; RGB for 3 channels
   torch::Tensor labels;  // int64 [N], indices into the dataset's classes
 };
 
@@ -38,26 +46,50 @@ struct Dataset {
   Split test;
   std::vector<std::string> classes;  // index = label
   std::string skipped;               // image files skipped with skip_bad, said in a line; empty if none
+  ImageShape shape() const;          // of one image (the test images' when there is no training split)
 };
 
-// How image folders are read (IDX files ignore it).
-struct FolderOptions {
-  bool resize = false;    // resize pictures of another size to 28x28, else refuse them
-  bool skip_bad = false;  // skip files that cannot be decoded, and count them, else refuse them
+// How a dataset is read. The zero values take what the data holds.
+struct DataOptions {
+  std::string format;             // "idx", "folder" or "cifar"; empty: told by what the folder holds
+  int64_t channels = 0;           // 1 or 3 converts (colour to grey as PIL's convert("L"), grey to RGB)
+  int64_t height = 0, width = 0;  // resize every image to this size (image folders: the files of other sizes)
+  bool skip_bad = false;          // image folders: skip files that cannot be decoded, and count them
+  bool coarse_labels = false;     // CIFAR-100: the 20 superclasses rather than the 100 classes
+  uint64_t max_memory = 0;        // bytes the decoded images and their model input may take (0: half the machine's)
 };
 
-// The dataset in `dir`: IDX files (train-* and t10k-*, each raw or .gz) when it has them, else
-// image folders `dir/train/<class>/...` and `dir/test/<class>/...`. `limit` > 0 keeps only the
-// first `limit` images of each split. Class names: for IDX files a `classes.txt` beside them
-// (one name a line), else FashionMNIST's when the files are FashionMNIST's, else the labels'
-// digits; for folders the training tree's folder names.
-Dataset load_dataset(const std::filesystem::path& dir, int64_t limit = 0, FolderOptions folders = {});
+// The dataset in `dir`, as `options.format` names it or as told by what `dir` holds:
+// - IDX files (train-* and t10k-*, each raw or .gz): classes from a `classes.txt` beside them (one
+//   name a line), else FashionMNIST's when the files are FashionMNIST's, else the labels' digits;
+// - image folders `dir/train/<class>/...` and `dir/test/<class>/...`: classes from the folders;
+// - CIFAR-10 or CIFAR-100 binary files: classes from their names files.
+// `limit` > 0 keeps only the first `limit` images of each split. Then the images are converted
+// to `options`' channels and size, when given.
+Dataset load_dataset(const std::filesystem::path& dir, int64_t limit = 0, const DataOptions& options = {});
 
 // The same with the test split alone (`train` left empty), for evaluation.
-Dataset load_test_set(const std::filesystem::path& dir, int64_t limit = 0, FolderOptions folders = {});
+Dataset load_test_set(const std::filesystem::path& dir, int64_t limit = 0, const DataOptions& options = {});
 
-// Whether `dir` holds image folders rather than IDX files.
-bool is_image_folder_dataset(const std::filesystem::path& dir);
+// Whether `dir` holds image folders rather than IDX or CIFAR files (their labels are their
+// class names' places, so the names must match a model's).
+bool is_image_folder_dataset(const std::filesystem::path& dir, const DataOptions& options = {});
+
+// Class names, one a line (a trailing empty line or CR is ignored); an Error naming the file
+// for an empty name or no names.
+std::vector<std::string> read_class_names(const std::filesystem::path& file);
+
+// "HxW" as two sizes of 1 to kMaxImageSide; an Error naming `source` otherwise.
+inline constexpr int64_t kMaxImageSide = 4096;
+std::pair<int64_t, int64_t> parse_image_size(const std::string& text, const std::string& source);
+
+// uint8 images [N, C, H, W] with `channels` channels: colour to grey by PIL's convert("L")
+// rule, grey to RGB by repeating it.
+torch::Tensor convert_channels(const torch::Tensor& images, int64_t channels);
+
+// uint8 images [N, C, H, W] resized to height x width as torchvision's Resize((h, w)) resizes
+// tensors (bilinear, antialiased), rounded to the nearest level.
+torch::Tensor resize_images(const torch::Tensor& images, int64_t height, int64_t width);
 
 // Loads one IDX images/labels pair (kTrainFiles or kTestFiles) and checks they agree.
 Split load_split(const std::filesystem::path& dir, IdxStems stems, int64_t limit = 0);

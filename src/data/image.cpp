@@ -14,13 +14,14 @@ Invert parse_invert(const std::string& value) {
   throw Error("--invert: expected auto, yes or no, got '" + value + "'");
 }
 
-bool has_light_background(const GreyImage& image) {
+bool has_light_background(const Picture& image) {
   double sum = 0;
   int64_t count = 0;
   for (int y = 0; y < image.height; ++y) {
     for (int x = 0; x < image.width; ++x) {
       if (y == 0 || x == 0 || y == image.height - 1 || x == image.width - 1) {
-        sum += image.pixels[static_cast<size_t>(y) * image.width + x];
+        const uint8_t* p = &image.pixels[(static_cast<size_t>(y) * image.width + x) * image.channels];
+        sum += image.channels == 1 ? p[0] : grey_from_rgb(p);
         ++count;
       }
     }
@@ -28,37 +29,31 @@ bool has_light_background(const GreyImage& image) {
   return count > 0 && sum / count > 127.5;
 }
 
-torch::Tensor resize_grey(const GreyImage& image, int64_t height, int64_t width) {
-  const torch::Tensor x =
-      torch::from_blob(const_cast<uint8_t*>(image.pixels.data()), {1, 1, image.height, image.width}, torch::kUInt8)
-          .to(torch::kFloat);
-  namespace F = torch::nn::functional;
-  const auto options = F::InterpolateFuncOptions()
-                           .size(std::vector<int64_t>{height, width})
-                           .mode(torch::kBilinear)
-                           .align_corners(false)
-                           .antialias(true);
-  return F::interpolate(x, options).round().clamp(0, 255).to(torch::kUInt8)[0][0].contiguous();
+torch::Tensor picture_tensor(const Picture& image) {
+  return torch::from_blob(const_cast<uint8_t*>(image.pixels.data()), {image.height, image.width, image.channels},
+                          torch::kUInt8)
+      .permute({2, 0, 1})
+      .contiguous();
 }
 
-torch::Tensor to_mnist_pixels(const GreyImage& image, Invert invert) {
-  const bool flip = invert == Invert::Yes || (invert == Invert::Auto && has_light_background(image));
-  torch::Tensor x =
-      torch::from_blob(const_cast<uint8_t*>(image.pixels.data()), {image.height, image.width}, torch::kUInt8)
-          .to(torch::kFloat);
+torch::Tensor to_model_pixels(const Picture& image, Invert invert, ImageShape shape) {
+  torch::Tensor x = convert_channels(picture_tensor(image).unsqueeze(0), shape.channels).to(torch::kFloat);
+  const bool grey = shape.channels == 1;
+  const bool flip = invert == Invert::Yes || (invert == Invert::Auto && grey && has_light_background(image));
   if (flip) x = 255 - x;
+  namespace F = torch::nn::functional;
+  if (!grey) return resize_images(x.round().to(torch::kUInt8), shape.height, shape.width)[0].to(torch::kFloat);
   // Pad the short side so the object keeps its proportions; after inversion the background is dark.
   const int64_t side = std::max(image.width, image.height);
   const int64_t pad_x = side - image.width, pad_y = side - image.height;
   x = torch::constant_pad_nd(x, {pad_x / 2, pad_x - pad_x / 2, pad_y / 2, pad_y - pad_y / 2}, 0);
-  namespace F = torch::nn::functional;
-  auto options = F::InterpolateFuncOptions().size(std::vector<int64_t>{kImageSize, kImageSize});
-  if (side >= kImageSize) {
+  auto options = F::InterpolateFuncOptions().size(std::vector<int64_t>{shape.height, shape.width});
+  if (side >= std::max(shape.height, shape.width)) {
     options.mode(torch::kArea);
   } else {
     options.mode(torch::kBilinear).align_corners(false);
   }
-  return F::interpolate(x.unsqueeze(0).unsqueeze(0), options).squeeze(0).squeeze(0).clamp(0, 255);
+  return F::interpolate(x, options)[0].clamp(0, 255);
 }
 
 }  // namespace convkit::data

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <cstring>
 #include <memory>
 
 #include "data/png_reader.h"
@@ -78,100 +79,158 @@ void check_picture_size(int w, int h, const std::string& name) {
                                " pixels)");
 }
 
-// ITU-R 601 luma in PIL's fixed point (Image.convert("L")), so that a colour picture turns grey
-// as torchvision's loaders turn it.
-uint8_t grey_from_rgb(const uint8_t* rgb) {
-  return static_cast<uint8_t>((rgb[0] * 19595u + rgb[1] * 38470u + rgb[2] * 7471u + 0x8000u) >> 16);
-}
-
 // CMYK JPEGs store their samples inverted (Adobe's convention, which PIL and libjpeg assume):
-// each colour is its stored value scaled by the stored black, with PIL's rounding, then luma.
-uint8_t grey_from_inverted_cmyk(const uint8_t* cmyk) {
+// each colour is its stored value scaled by the stored black, with PIL's rounding.
+void rgb_from_inverted_cmyk(const uint8_t* cmyk, uint8_t* rgb) {
   const auto times_black = [&](unsigned colour) {
     const unsigned product = (255 - colour) * cmyk[3] + 128;  // PIL's MULDIV255
     return static_cast<uint8_t>(cmyk[3] - (((product >> 8) + product) >> 8));
   };
-  const uint8_t rgb[3] = {times_black(cmyk[0]), times_black(cmyk[1]), times_black(cmyk[2])};
-  return grey_from_rgb(rgb);
+  for (int c = 0; c < 3; ++c) rgb[c] = times_black(cmyk[c]);
 }
 
-// Grey JPEGs are decoded as they are. Colour ones are decoded to RGB and turned grey as PIL does,
-// rather than taking their luma plane: with subsampled chroma the two differ by many levels.
-// Anything libjpeg-turbo warns about (a truncated file, corrupt data) is refused rather than
-// half-decoded, and progressive files are limited in their number of scans.
-GreyImage decode_jpeg(const std::vector<uint8_t>& bytes, const std::string& name) {
-  const std::unique_ptr<void, int (*)(tjhandle)> jpeg(tjInitDecompress(), tjDestroy);
+tjhandle start_jpeg(const std::string& name) {
+  tjhandle jpeg = tjInitDecompress();
   if (!jpeg) throw file_error(name, "cannot decode image (libjpeg-turbo did not start)");
-  int w = 0, h = 0, subsampling = 0, colourspace = 0;
-  if (tjDecompressHeader3(jpeg.get(), bytes.data(), bytes.size(), &w, &h, &subsampling, &colourspace) != 0)
-    throw file_error(name, std::string("cannot decode image (JPEG: ") + tjGetErrorStr2(jpeg.get()) + ")");
+  return jpeg;
+}
+
+[[noreturn]] void jpeg_error(tjhandle jpeg, const std::string& name) {
+  throw file_error(name, std::string("cannot decode image (JPEG: ") + tjGetErrorStr2(jpeg) + ")");
+}
+
+PictureHeader jpeg_header(tjhandle jpeg, const std::vector<uint8_t>& bytes, const std::string& name, int& colourspace) {
+  int w = 0, h = 0, subsampling = 0;
+  if (tjDecompressHeader3(jpeg, bytes.data(), bytes.size(), &w, &h, &subsampling, &colourspace) != 0)
+    jpeg_error(jpeg, name);
   if (w <= 0 || h <= 0) throw file_error(name, "cannot decode image (JPEG of no pixels)");
   check_picture_size(w, h, name);
+  return {w, h, colourspace == TJCS_GRAY ? 1 : 3};
+}
+
+// Grey JPEGs are decoded as they are, colour ones to RGB (turned grey later as PIL does, rather
+// than by taking their luma plane: with subsampled chroma the two differ by many levels).
+// Anything libjpeg-turbo warns about (a truncated file, corrupt data) is refused rather than
+// half-decoded, and progressive files are limited in their number of scans.
+Picture decode_jpeg(const std::vector<uint8_t>& bytes, const std::string& name) {
+  const std::unique_ptr<void, int (*)(tjhandle)> jpeg(start_jpeg(name), tjDestroy);
+  int colourspace = 0;
+  const PictureHeader header = jpeg_header(jpeg.get(), bytes, name, colourspace);
+  const int w = header.width, h = header.height;
   const auto decode_as = [&](int pixel_format, int channels) {
     std::vector<uint8_t> pixels(static_cast<size_t>(w) * h * channels);
     if (tjDecompress2(jpeg.get(), bytes.data(), bytes.size(), pixels.data(), w, 0, h, pixel_format,
                       TJFLAG_STOPONWARNING | TJFLAG_LIMITSCANS) != 0)
-      throw file_error(name, std::string("cannot decode image (JPEG: ") + tjGetErrorStr2(jpeg.get()) + ")");
+      jpeg_error(jpeg.get(), name);
     return pixels;
   };
-  GreyImage image{w, h, {}};
-  if (colourspace == TJCS_GRAY) {
-    image.pixels = decode_as(TJPF_GRAY, 1);
-  } else if (colourspace == TJCS_CMYK || colourspace == TJCS_YCCK) {
+  if (colourspace == TJCS_GRAY) return {w, h, decode_as(TJPF_GRAY, 1), 1};
+  if (colourspace == TJCS_CMYK || colourspace == TJCS_YCCK) {
     const std::vector<uint8_t> cmyk = decode_as(TJPF_CMYK, 4);
-    image.pixels.resize(cmyk.size() / 4);
-    for (size_t i = 0; i < image.pixels.size(); ++i) image.pixels[i] = grey_from_inverted_cmyk(&cmyk[4 * i]);
-  } else {
-    const std::vector<uint8_t> rgb = decode_as(TJPF_RGB, 3);
-    image.pixels.resize(rgb.size() / 3);
-    for (size_t i = 0; i < image.pixels.size(); ++i) image.pixels[i] = grey_from_rgb(&rgb[3 * i]);
+    Picture image{w, h, std::vector<uint8_t>(cmyk.size() / 4 * 3), 3};
+    for (size_t i = 0; i < cmyk.size() / 4; ++i) rgb_from_inverted_cmyk(&cmyk[4 * i], &image.pixels[3 * i]);
+    return image;
   }
+  return {w, h, decode_as(TJPF_RGB, 3), 3};
+}
+
+// PNG's IHDR, which its signature is always followed by: width, height, bit depth, colour type.
+PictureHeader png_header(const std::vector<uint8_t>& bytes, const std::string& name) {
+  if (bytes.size() < 33 || std::string(bytes.begin() + 12, bytes.begin() + 16) != "IHDR")
+    throw file_error(name, "cannot decode image (PNG: no IHDR chunk)");
+  const auto be32 = [&](size_t at) {
+    return (uint32_t{bytes[at]} << 24) | (uint32_t{bytes[at + 1]} << 16) | (uint32_t{bytes[at + 2]} << 8) |
+           bytes[at + 3];
+  };
+  const uint32_t w = be32(16), h = be32(20);
+  if (w == 0 || h == 0 || w > INT_MAX || h > INT_MAX)
+    throw file_error(name, "cannot decode image (PNG: image of no pixels)");
+  check_picture_size(static_cast<int>(w), static_cast<int>(h), name);
+  const uint8_t colour_type = bytes[25];
+  return {static_cast<int>(w), static_cast<int>(h), (colour_type & 2) ? 3 : 1};  // bit 2: colour or palette
+}
+
+Picture decode_png_file(const std::vector<uint8_t>& bytes, const std::string& name) {
+  PngPixels png = decode_png(bytes, name, [&](int w, int h) { check_picture_size(w, h, name); });
+  return {png.width, png.height, std::move(png.pixels), png.channels};
+}
+
+void check_stb_format(const std::vector<uint8_t>& bytes, const std::string& name) {
+  if (bytes.size() > kMaxImageFileBytes) throw file_error(name, "image file is too large");
+  if (is_unsupported_format(bytes))
+    throw file_error(name, "unsupported image format (use PNG, JPEG, BMP, GIF, PNM or TGA)");
+  if (!pnm_header_numbers_fit(bytes))
+    throw file_error(name, "cannot decode image (corrupt PNM header: a number overflows)");
+}
+
+[[noreturn]] void stb_error(const std::string& name) {
+  const char* reason = stbi_failure_reason();  // may be null
+  throw file_error(name, std::string("cannot decode image (") + (reason ? reason : "unknown reason") + ")");
+}
+
+// BMP, GIF, TGA and PNM, in the file's own channels: grey (and alpha) or colour (and alpha).
+Picture decode_with_stb(const std::vector<uint8_t>& bytes, const std::string& name) {
+  check_stb_format(bytes, name);
+  int w = 0, h = 0, channels = 0;
+  if (stbi_info_from_memory(bytes.data(), static_cast<int>(bytes.size()), &w, &h, &channels))
+    check_picture_size(w, h, name);
+  const std::unique_ptr<uint8_t, void (*)(void*)> data(
+      stbi_load_from_memory(bytes.data(), static_cast<int>(bytes.size()), &w, &h, &channels, 0), stbi_image_free);
+  if (!data) stb_error(name);
+  const int kept = channels >= 3 ? 3 : 1;  // alpha dropped
+  Picture image{w, h, std::vector<uint8_t>(static_cast<size_t>(w) * h * kept), kept};
+  for (size_t i = 0; i < static_cast<size_t>(w) * h; ++i)
+    std::memcpy(&image.pixels[i * kept], data.get() + i * channels, kept);
   return image;
 }
 
-GreyImage decode_png_as_grey(const std::vector<uint8_t>& bytes, const std::string& name) {
-  PngPixels png = decode_png(bytes, name, [&](int w, int h) { check_picture_size(w, h, name); });
-  if (png.channels == 1) return {png.width, png.height, std::move(png.pixels)};
-  GreyImage image{png.width, png.height, std::vector<uint8_t>(static_cast<size_t>(png.width) * png.height)};
-  for (size_t i = 0; i < image.pixels.size(); ++i) image.pixels[i] = grey_from_rgb(&png.pixels[3 * i]);
-  return image;
+Picture with_channels(Picture image, int channels) {
+  if (channels == 0 || channels == image.channels) return image;
+  const size_t n = static_cast<size_t>(image.width) * image.height;
+  std::vector<uint8_t> out(n * channels);
+  if (channels == 1) {
+    for (size_t i = 0; i < n; ++i) out[i] = grey_from_rgb(&image.pixels[3 * i]);
+  } else {
+    for (size_t i = 0; i < n; ++i) std::memset(&out[3 * i], image.pixels[i], 3);
+  }
+  return {image.width, image.height, std::move(out), channels};
 }
 
 }  // namespace
 
-GreyImage read_grey_image(const std::filesystem::path& file) {
-  return decode_grey_image(read_file_bytes(file, kMaxImageFileBytes), file.string());
+Picture read_picture(const std::filesystem::path& file, int channels) {
+  return decode_picture(read_file_bytes(file, kMaxImageFileBytes), file.string(), channels);
 }
 
-GreyImage decode_grey_image(const std::vector<uint8_t>& bytes, const std::string& name) {
+Picture decode_picture(const std::vector<uint8_t>& bytes, const std::string& name, int channels) {
   if (bytes.size() > kMaxImageFileBytes) throw file_error(name, "image file is too large");
-  if (is_unsupported_format(bytes))
-    throw file_error(name, "unsupported image format (use PNG, JPEG, BMP, GIF, PNM or TGA)");
-  if (is_jpeg(bytes)) return decode_jpeg(bytes, name);
-  if (is_png(bytes)) return decode_png_as_grey(bytes, name);
-  if (!pnm_header_numbers_fit(bytes))
-    throw file_error(name, "cannot decode image (corrupt PNM header: a number overflows)");
-  int w = 0, h = 0, channels = 0;
-  if (stbi_info_from_memory(bytes.data(), static_cast<int>(bytes.size()), &w, &h, &channels))
-    check_picture_size(w, h, name);
-  // In the file's own channels, so that colour turns grey by PIL's rule rather than stb's.
-  const std::unique_ptr<uint8_t, void (*)(void*)> data(
-      stbi_load_from_memory(bytes.data(), static_cast<int>(bytes.size()), &w, &h, &channels, 0), stbi_image_free);
-  if (!data) {
-    const char* reason = stbi_failure_reason();  // may be null
-    throw file_error(name, std::string("cannot decode image (") + (reason ? reason : "unknown reason") + ")");
-  }
-  GreyImage image{w, h, std::vector<uint8_t>(static_cast<size_t>(w) * h)};
-  for (size_t i = 0; i < image.pixels.size(); ++i) {
-    const uint8_t* pixel = data.get() + i * channels;
-    image.pixels[i] = channels >= 3 ? grey_from_rgb(pixel) : pixel[0];  // grey, or grey and alpha
-  }
-  return image;
+  if (is_jpeg(bytes)) return with_channels(decode_jpeg(bytes, name), channels);
+  if (is_png(bytes)) return with_channels(decode_png_file(bytes, name), channels);
+  return with_channels(decode_with_stb(bytes, name), channels);
 }
 
-void write_grey_png(const std::filesystem::path& file, const GreyImage& image) {
+PictureHeader read_picture_header(const std::filesystem::path& file) {
+  return decode_picture_header(read_file_bytes(file, kMaxImageFileBytes), file.string());
+}
+
+PictureHeader decode_picture_header(const std::vector<uint8_t>& bytes, const std::string& name) {
+  if (is_jpeg(bytes)) {
+    const std::unique_ptr<void, int (*)(tjhandle)> jpeg(start_jpeg(name), tjDestroy);
+    int colourspace = 0;
+    return jpeg_header(jpeg.get(), bytes, name, colourspace);
+  }
+  if (is_png(bytes)) return png_header(bytes, name);
+  check_stb_format(bytes, name);
+  int w = 0, h = 0, channels = 0;
+  if (!stbi_info_from_memory(bytes.data(), static_cast<int>(bytes.size()), &w, &h, &channels)) stb_error(name);
+  check_picture_size(w, h, name);
+  return {w, h, channels >= 3 ? 3 : 1};
+}
+
+void write_png(const std::filesystem::path& file, const Picture& image) {
   write_atomically_via(file, [&](const std::filesystem::path& tmp) {
-    if (!stbi_write_png(tmp.string().c_str(), image.width, image.height, 1, image.pixels.data(), image.width)) {
+    if (!stbi_write_png(tmp.string().c_str(), image.width, image.height, image.channels, image.pixels.data(),
+                        image.width * image.channels)) {
       throw file_error(file.string(), "cannot write PNG");
     }
   });

@@ -98,14 +98,59 @@ ImageFolderListing list_image_folder(const fs::path& root, const std::vector<std
   return listing;
 }
 
-DecodedFolder decode_image_folder(const ImageFolderListing& listing, int64_t limit, FolderOptions folders) {
-  const int64_t n = limit > 0 ? std::min<int64_t>(limit, listing.files.size()) : listing.files.size();
-  torch::Tensor images = torch::empty({n, kImageSize, kImageSize}, torch::kUInt8);
+FolderShape survey_image_folders(const std::vector<const ImageFolderListing*>& listings, int64_t limit,
+                                 const DataOptions& options) {
+  std::vector<const fs::path*> files;
+  for (const ImageFolderListing* listing : listings) {
+    const auto n = static_cast<size_t>(limit > 0 ? std::min<int64_t>(limit, listing->files.size())
+                                                 : static_cast<int64_t>(listing->files.size()));
+    for (size_t i = 0; i < n; ++i) files.push_back(&listing->files[i]);
+  }
+  const auto n = static_cast<int64_t>(files.size());
+  std::vector<PictureHeader> headers(n);
   std::vector<std::string> errors(n);
-  enum Outcome : char { kUndecodable, kDecoded, kWrongSize };  // char: threads write neighbours
-  std::vector<Outcome> outcome(n, kUndecodable);
+  at::parallel_for(0, n, 64, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      try {
+        headers[i] = read_picture_header(*files[i]);
+      } catch (const std::exception& e) {
+        errors[i] = e.what();
+      }
+    }
+  });
+  FolderShape found;
+  found.images = n;
+  int64_t first = -1;  // the first readable file, whose size the others must share
+  bool colour = false;
+  for (int64_t i = 0; i < n; ++i) {
+    if (!errors[i].empty()) {
+      if (!options.skip_bad) throw Error(errors[i]);
+      continue;
+    }
+    colour = colour || headers[i].channels == 3;
+    if (first < 0) first = i;
+    if (options.height == 0 && (headers[i].width != headers[first].width || headers[i].height != headers[first].height))
+      throw Error("image folders hold pictures of different sizes (" + files[first]->string() + ": " +
+                  std::to_string(headers[first].height) + "x" + std::to_string(headers[first].width) + ", " +
+                  files[i]->string() + ": " + std::to_string(headers[i].height) + "x" +
+                  std::to_string(headers[i].width) + ", height x width): --image-size HxW resizes them to one");
+  }
+  found.shape.channels = options.channels > 0 ? options.channels : colour ? 3 : 1;
+  if (options.height > 0) {
+    found.shape.height = options.height, found.shape.width = options.width;
+  } else if (first >= 0) {
+    found.shape.height = headers[first].height, found.shape.width = headers[first].width;
+  }
+  return found;
+}
+
+DecodedFolder decode_image_folder(const ImageFolderListing& listing, ImageShape shape, int64_t limit, bool skip_bad) {
+  const int64_t n = limit > 0 ? std::min<int64_t>(limit, listing.files.size()) : listing.files.size();
+  torch::Tensor images = torch::empty({n, shape.channels, shape.height, shape.width}, torch::kUInt8);
+  std::vector<std::string> errors(n);
+  std::vector<char> decoded(n, 0);  // char: threads write neighbours
   uint8_t* out = images.data_ptr<uint8_t>();
-  constexpr int64_t kPixels = kImageSize * kImageSize;
+  const int64_t values = shape.values();
   constexpr int64_t kChunk = 1024;  // files decoded between two redraws of the progress bar
   Progress progress("Decoding images", n, Progress::stdout_is_terminal());
   for (int64_t start = 0; start < n; start += kChunk) {
@@ -113,43 +158,33 @@ DecodedFolder decode_image_folder(const ImageFolderListing& listing, int64_t lim
     at::parallel_for(start, stop, 1, [&](int64_t begin, int64_t end) {
       for (int64_t i = begin; i < end; ++i) {
         try {
-          const GreyImage image = read_grey_image(listing.files[i]);
-          if (image.width == kImageSize && image.height == kImageSize) {
-            std::memcpy(out + i * kPixels, image.pixels.data(), kPixels);
-          } else if (folders.resize) {
-            std::memcpy(out + i * kPixels, resize_grey(image, kImageSize, kImageSize).data_ptr<uint8_t>(), kPixels);
-          } else {
-            outcome[i] = kWrongSize;
-            errors[i] = listing.files[i].string() + ": image of " + std::to_string(image.width) + "x" +
-                        std::to_string(image.height) +
-                        " pixels; the networks take 28x28 (--image-size 28x28 resizes pictures of other sizes)";
-            continue;
-          }
-          outcome[i] = kDecoded;
+          const Picture image = read_picture(listing.files[i], static_cast<int>(shape.channels));
+          const torch::Tensor pixels =
+              resize_images(picture_tensor(image).unsqueeze(0), shape.height, shape.width).contiguous();
+          std::memcpy(out + i * values, pixels.data_ptr<uint8_t>(), values);
+          decoded[i] = 1;
         } catch (const std::exception& e) {
           errors[i] = e.what();
         }
       }
     });
-    // Only undecodable files are skipped: a size the networks cannot take is a setting to fix.
     for (int64_t i = start; i < stop; ++i)
-      if (outcome[i] == kWrongSize || (outcome[i] == kUndecodable && !folders.skip_bad)) throw Error(errors[i]);
+      if (!decoded[i] && !skip_bad) throw Error(errors[i]);
     progress.advance(stop - start);
   }
   progress.finish();
   DecodedFolder result;
-  std::vector<int64_t> kept;
+  std::vector<int64_t> kept, labels;
   for (int64_t i = 0; i < n; ++i) {
-    if (outcome[i] == kDecoded) {
+    if (decoded[i]) {
       kept.push_back(i);
+      labels.push_back(listing.labels[i]);
     } else if (result.skipped++ == 0) {
       result.first_skipped = errors[i];
     }
   }
-  std::vector<int64_t> labels;
-  for (const int64_t i : kept) labels.push_back(listing.labels[i]);
-  const torch::Tensor rows = torch::tensor(kept, torch::kInt64);
-  result.split = {result.skipped ? images.index_select(0, rows) : images, torch::tensor(labels, torch::kInt64)};
+  result.split = {result.skipped ? images.index_select(0, torch::tensor(kept, torch::kInt64)) : images,
+                  torch::tensor(labels, torch::kInt64)};
   if (n > 0 && kept.empty())
     throw Error("none of the " + std::to_string(n) +
                 " image files could be decoded (the first: " + result.first_skipped + ")");

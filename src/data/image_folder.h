@@ -33,6 +33,20 @@ bool is_image_file_name(const std::string& name);
 ImageFolderListing list_image_folder(const std::filesystem::path& root,
                                      const std::vector<std::string>* classes = nullptr);
 
+// The shape a tree's images are decoded to, and how many there are.
+struct FolderShape {
+  ImageShape shape;
+  int64_t images = 0;
+};
+
+// Reads the header of every file to be decoded (the first `limit` of each listing; 0: all) in
+// parallel. The channels are `options.channels`, else 3 when any file is colour, else 1; the
+// size is `options.height` x `options.width`, else the one size all files share. An Error naming
+// two files of different sizes when they do not share one, or naming a file whose header cannot
+// be read (unless `options.skip_bad`, which leaves it to the decoding to skip).
+FolderShape survey_image_folders(const std::vector<const ImageFolderListing*>& listings, int64_t limit,
+                                 const DataOptions& options);
+
 struct DecodedFolder {
   Split split;
   int64_t skipped = 0;        // files that could not be decoded, with skip_bad
@@ -40,9 +54,11 @@ struct DecodedFolder {
 };
 
 // Decodes the first `limit` files (0: all) in parallel, with a progress bar on a terminal, into
-// uint8 [N, 28, 28] grey images and int64 labels. Colour turns grey as PIL's convert("L"). An
-// Error naming the first file (in listing order) that cannot be decoded (unless
-// `folders.skip_bad`) or is not 28x28 (unless `folders.resize`).
-DecodedFolder decode_image_folder(const ImageFolderListing& listing, int64_t limit = 0, FolderOptions folders = {});
+// uint8 [N, C, H, W] images of `shape` and int64 labels: colour turned grey as PIL's
+// convert("L"), or grey repeated as RGB, and pictures of another size resized (bilinear,
+// antialiased, as torchvision's Resize). An Error naming the first file (in listing order) that
+// cannot be decoded, unless `skip_bad`.
+DecodedFolder decode_image_folder(const ImageFolderListing& listing, ImageShape shape, int64_t limit = 0,
+                                  bool skip_bad = false);
 
 }  // namespace convkit::data

@@ -3,21 +3,28 @@
 
 #include <torch/types.h>
 
+#include <string>
+#include <vector>
+
 namespace convkit::data {
 
+// One mean and standard deviation per channel, as fractions of 255.
 struct Normalization {
-  float mean = 0.f;
-  float std = 1.f;
+  std::vector<float> mean = {0.f};
+  std::vector<float> std = {1.f};
+  int64_t channels() const { return static_cast<int64_t>(mean.size()); }
+  std::string str() const;  // "mean 0.2860, std 0.3530", or per channel "mean (0.4914, ...), std (...)"
 };
 
-// The tutorial's constants: data.float().mean()/255 and data.float().std()/255, in float32.
+// The tutorial's constants per channel: data.float().mean()/255 and data.float().std()/255 over
+// each channel's pixels (for one channel, the tutorial's expression itself), in float32.
 Normalization normalization_from(const torch::Tensor& train_images);
 
-// Raw pixel values (uint8 or float in 0..255, [N,H,W] or [N,1,H,W]) -> CPU float [N,1,H,W],
-// computed exactly as ToTensor + Normalize: (x / 255 - mean) / std.
-torch::Tensor to_model_input(const torch::Tensor& pixels, Normalization norm);
+// Raw pixel values (uint8 or float in 0..255, [N,C,H,W]) -> CPU float [N,C,H,W], computed
+// exactly as ToTensor + Normalize: (x / 255 - mean) / std, channel by channel.
+torch::Tensor to_model_input(const torch::Tensor& pixels, const Normalization& norm);
 
-// The normalised value of a black pixel: what augmentation fills uncovered pixels with.
-inline float normalized_black(Normalization norm) { return (0.f - norm.mean) / norm.std; }
+// The normalised value of a black pixel, [1, C, 1, 1]: what augmentation fills uncovered pixels with.
+torch::Tensor normalized_black(const Normalization& norm);
 
 }  // namespace convkit::data

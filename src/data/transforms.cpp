@@ -38,7 +38,7 @@ torch::Tensor rotate(const torch::Tensor& pixels, const torch::Tensor& angles_de
   return resample(pixels, radians, no_shift, no_shift);
 }
 
-torch::Tensor augment(const torch::Tensor& inputs, const Augmentation& aug, float background) {
+torch::Tensor augment(const torch::Tensor& inputs, const Augmentation& aug, const torch::Tensor& background) {
   if (!aug.enabled()) return inputs;
   const int64_t n = inputs.size(0);
   torch::Tensor x = inputs;

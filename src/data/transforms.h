@@ -5,7 +5,7 @@
 
 namespace convkit::data {
 
-// Rotates each image of `pixels` ([N,1,H,W] float, raw 0..255 values) about its centre by its
+// Rotates each image of `pixels` ([N,C,H,W] float, raw 0..255 values) about its centre by its
 // own angle in degrees (counter-clockwise on screen, as PIL and torchvision do), nearest
 // neighbour, with the uncovered corners set to 0: torchvision's RandomRotation(fill=0) on tensors.
 torch::Tensor rotate(const torch::Tensor& pixels, const torch::Tensor& angles_degrees);
@@ -23,8 +23,8 @@ struct Augmentation {
   bool enabled() const { return rotate_degrees > 0 || translate > 0 || hflip; }
 };
 
-// Applies `aug` to a batch of model inputs [N,1,H,W]; uncovered pixels get `background`
-// (the normalised value of a black pixel).
-torch::Tensor augment(const torch::Tensor& inputs, const Augmentation& aug, float background);
+// Applies `aug` to a batch of model inputs [N,C,H,W]; uncovered pixels get `background`
+// (the normalised value of a black pixel, [1,C,1,1]).
+torch::Tensor augment(const torch::Tensor& inputs, const Augmentation& aug, const torch::Tensor& background);
 
 }  // namespace convkit::data

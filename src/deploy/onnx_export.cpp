@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "checkpoint/model_info.h"
 #include "util/error.h"
 
 namespace convkit::deploy {
@@ -139,6 +140,12 @@ void add_op(GraphBuilder& b, const ExportableNetwork& net, const models::Inferen
   }
 }
 
+// A scalar for one channel, else [C, 1, 1], which broadcasts over NCHW input.
+torch::Tensor per_channel(const std::vector<float>& values) {
+  const torch::Tensor t = torch::tensor(values, torch::kFloat);
+  return values.size() == 1 ? t[0] : t.view({-1, 1, 1});
+}
+
 void set_tensor_type(onnx::ValueInfoProto& value, const std::string& name, int element_type,
                      const std::vector<int64_t>& dims) {
   value.set_name(name);
@@ -176,8 +183,8 @@ std::string onnx_model_bytes(const ExportableNetwork& net, const checkpoint::Che
   if (uint8) set_int(b.add("Cast"), "to", onnx::TensorProto::FLOAT);
   if (settings.with_preprocessing) {  // (x / 255 - mean) / std, as the training input was made
     b.add("Div", {b.scalar("pixel_scale", 255.f)});
-    b.add("Sub", {b.scalar("normalization_mean", info.mean)});
-    b.add("Div", {b.scalar("normalization_std", info.std)});
+    b.add("Sub", {b.constant("normalization_mean", per_channel(info.normalization.mean))});
+    b.add("Div", {b.constant("normalization_std", per_channel(info.normalization.std))});
   }
   for (const auto& op : g.ops) add_op(b, net, op);
   if (settings.softmax) set_int(b.add("Softmax"), "axis", 1);
@@ -187,7 +194,7 @@ std::string onnx_model_bytes(const ExportableNetwork& net, const checkpoint::Che
 
   add_metadata(model, "classes", nlohmann::json(info.classes).dump());
   add_metadata(model, "convkit_model", info.model);
-  add_metadata(model, "normalization", nlohmann::json{{"mean", info.mean}, {"std", info.std}}.dump());
+  add_metadata(model, "normalization", checkpoint::normalization_json(info.normalization).dump());
   add_metadata(model, "preprocessing", settings.with_preprocessing ? "raw pixels 0..255" : "normalised input");
   try {
     onnx::checker::check_model(model);

@@ -68,6 +68,26 @@ torch::jit::Module build_module(const ExportableNetwork& net, const std::shared_
   return root;
 }
 
+// A number for one channel; a [C, 1, 1] float tensor for more, which broadcasts over NCHW input.
+// %.9g gives each float back exactly.
+std::string per_channel_source(const std::vector<float>& values) {
+  if (values.size() == 1) return strprintf("%.9g", values[0]);
+  std::vector<std::string> parts;
+  for (const float v : values) parts.push_back(strprintf("%.9g", v));
+  return "torch.tensor([" + join(parts, ", ") + "]).view(-1, 1, 1)";
+}
+
+// A float attribute for one channel (as convkit has always written it), a list for more.
+void register_per_channel(torch::jit::Module& module, const std::string& name, const std::vector<float>& values) {
+  if (values.size() == 1) {
+    module.register_attribute(name, c10::FloatType::get(), static_cast<double>(values[0]));
+    return;
+  }
+  c10::List<double> list;
+  for (const float v : values) list.push_back(v);
+  module.register_attribute(name, c10::ListType::ofFloats(), list);
+}
+
 }  // namespace
 
 std::string torchscript_forward_source(const ExportableNetwork& net, const checkpoint::CheckpointInfo& info,
@@ -75,7 +95,8 @@ std::string torchscript_forward_source(const ExportableNetwork& net, const check
   std::ostringstream src;
   src << "def forward(self, x):\n";
   if (settings.with_preprocessing)  // raw pixels, uint8 or float; the same ops as the training input
-    src << strprintf("    x = (x.float() / 255.0 - %.9g) / %.9g\n", info.mean, info.std);
+    src << "    x = (x.float() / 255.0 - " << per_channel_source(info.normalization.mean) << ") / "
+        << per_channel_source(info.normalization.std) << "\n";
   for (const auto& op : net.graph.ops) src << "    x = " << op_line(op) << "\n";
   if (settings.softmax) src << "    x = torch.softmax(x, 1)\n";
   src << "    return x\n";
@@ -89,8 +110,8 @@ std::string torchscript_module_bytes(const ExportableNetwork& net, const checkpo
   torch::jit::Module module = build_module(net, cu);
   module.register_attribute("classes", c10::ListType::ofStrings(),
                             c10::List<std::string>(std::vector<std::string>(info.classes)));
-  module.register_attribute("mean", c10::FloatType::get(), static_cast<double>(info.mean));
-  module.register_attribute("std", c10::FloatType::get(), static_cast<double>(info.std));
+  register_per_channel(module, "mean", info.normalization.mean);
+  register_per_channel(module, "std", info.normalization.std);
   module.register_attribute("with_preprocessing", c10::BoolType::get(), settings.with_preprocessing);
   module.register_attribute("softmax", c10::BoolType::get(), settings.softmax);
   try {

@@ -6,7 +6,7 @@
 
 namespace convkit::eval {
 
-void forward_in_batches(models::ClassifierImpl& model, const torch::Tensor& pixels, data::Normalization norm,
+void forward_in_batches(models::ClassifierImpl& model, const torch::Tensor& pixels, const data::Normalization& norm,
                         const torch::Device& device,
                         const std::function<void(int64_t start, const models::Output& output)>& consume,
                         int64_t batch_size, const PixelTransform& transform) {

@@ -21,7 +21,7 @@ using PixelTransform = std::function<torch::Tensor(const torch::Tensor& pixels)>
 // in batches, each transformed (e.g. rotated) when a transform is given and then normalised;
 // hands `consume` the index of each batch's first image and the model's output for it. Only a
 // batch at a time is transformed, so memory does not grow with N.
-void forward_in_batches(models::ClassifierImpl& model, const torch::Tensor& pixels, data::Normalization norm,
+void forward_in_batches(models::ClassifierImpl& model, const torch::Tensor& pixels, const data::Normalization& norm,
                         const torch::Device& device,
                         const std::function<void(int64_t start, const models::Output& output)>& consume,
                         int64_t batch_size = kInferenceBatch, const PixelTransform& transform = {});

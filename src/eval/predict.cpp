@@ -8,7 +8,7 @@
 
 namespace convkit::eval {
 
-Predictions predict_all(models::ClassifierImpl& model, const torch::Tensor& pixels, data::Normalization norm,
+Predictions predict_all(models::ClassifierImpl& model, const torch::Tensor& pixels, const data::Normalization& norm,
                         const torch::Device& device) {
   std::vector<torch::Tensor> probs, hidden;
   forward_in_batches(model, pixels, norm, device, [&](int64_t, const models::Output& out) {
@@ -23,7 +23,7 @@ Predictions predict_all(models::ClassifierImpl& model, const torch::Tensor& pixe
 }
 
 torch::Tensor predict_probabilities(models::ClassifierImpl& model, const torch::Tensor& pixels,
-                                    data::Normalization norm, const torch::Device& device) {
+                                    const data::Normalization& norm, const torch::Device& device) {
   torch::Tensor probabilities;
   forward_in_batches(
       model, pixels, norm, device,

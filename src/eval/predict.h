@@ -14,12 +14,12 @@ struct Predictions {
   torch::Tensor hidden;         // float [N, H], the model's hidden representation
 };
 
-// Raw-pixel images [N, 28, 28] (0..255), in batches.
-Predictions predict_all(models::ClassifierImpl& model, const torch::Tensor& pixels, data::Normalization norm,
+// Raw-pixel images [N, C, H, W] (0..255), in batches.
+Predictions predict_all(models::ClassifierImpl& model, const torch::Tensor& pixels, const data::Normalization& norm,
                         const torch::Device& device);
 
-// Softmax probabilities [N, classes] for raw-pixel images [N, 28, 28] (0..255), as one batch.
+// Softmax probabilities [N, classes] for raw-pixel images [N, C, H, W] (0..255), as one batch.
 torch::Tensor predict_probabilities(models::ClassifierImpl& model, const torch::Tensor& pixels,
-                                    data::Normalization norm, const torch::Device& device);
+                                    const data::Normalization& norm, const torch::Device& device);
 
 }  // namespace convkit::eval

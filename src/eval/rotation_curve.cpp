@@ -14,9 +14,9 @@ std::vector<double> rotation_curve_angles() {
 }
 
 std::vector<RotationPoint> accuracy_vs_rotation(models::ClassifierImpl& model, const data::Split& test,
-                                                data::Normalization norm, const std::vector<double>& angles,
+                                                const data::Normalization& norm, const std::vector<double>& angles,
                                                 const torch::Device& device) {
-  const torch::Tensor pixels = test.images.unsqueeze(1).to(torch::kFloat);
+  const torch::Tensor pixels = test.images.to(torch::kFloat);
   const int64_t n = pixels.size(0);
   std::vector<RotationPoint> curve;
   for (double angle : angles) {

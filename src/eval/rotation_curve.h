@@ -22,7 +22,7 @@ std::vector<double> rotation_curve_angles();
 
 // Accuracy with every image rotated by the same angle, for each angle given.
 std::vector<RotationPoint> accuracy_vs_rotation(models::ClassifierImpl& model, const data::Split& test,
-                                                data::Normalization norm, const std::vector<double>& angles,
+                                                const data::Normalization& norm, const std::vector<double>& angles,
                                                 const torch::Device& device);
 
 }  // namespace convkit::eval

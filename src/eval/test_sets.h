@@ -18,7 +18,7 @@ struct TestResults {
 
 // Test set, then the test set with each image rotated by its own random angle in
 // [-rotation, rotation]; draws from the global generator in the tutorial's order.
-TestResults evaluate_test_sets(models::ClassifierImpl& model, const data::Split& test, data::Normalization norm,
+TestResults evaluate_test_sets(models::ClassifierImpl& model, const data::Split& test, const data::Normalization& norm,
                                double rotation, int64_t batch_size, const torch::Device& device, bool progress);
 
 // The tutorial's two result lines: "Test Loss: ... | Test Acc: ...%" and the rotated one.

@@ -15,13 +15,13 @@ const std::vector<std::string>& model_names() {
   return names;
 }
 
-Classifier make_model(const std::string& name, int64_t num_classes) {
-  if (name == "lenet") return LeNet(num_classes).ptr();
-  if (name == "mlp") return MLP(data::kImageSize * data::kImageSize, num_classes).ptr();
+Classifier make_model(const std::string& name, int64_t num_classes, data::ImageShape input) {
+  if (name == "lenet") return LeNet(num_classes, input).ptr();
+  if (name == "mlp") return MLP(input, num_classes).ptr();
   // The tutorial's description: two convolutions, each followed by max-pooling and batch norm,
   // a dense layer with dropout, then the output layer.
-  if (name == "lenet-bn") return SpecNet(kLeNetBnSpec, num_classes).ptr();
-  if (is_spec(name)) return SpecNet(name, num_classes).ptr();
+  if (name == "lenet-bn") return SpecNet(kLeNetBnSpec, num_classes, input).ptr();
+  if (is_spec(name)) return SpecNet(name, num_classes, input).ptr();
   throw Error("--model: unknown model '" + name + "' (known: " + join(model_names()) +
               ", or a spec such as c6k5-mp2-fc120)");
 }

@@ -40,18 +40,26 @@ torch::Tensor activate(const std::string& name, const torch::Tensor& x) {
   throw Error("unknown activation '" + name + "'");
 }
 
+namespace {
+
+int64_t conv_output_side(int64_t side, const LayerSpec& conv) {
+  return (side + 2 * conv.padding - conv.kernel) / conv.stride + 1;
+}
+
+}  // namespace
+
 bool is_spec(const std::string& name) {
   return std::any_of(name.begin(), name.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); }) ||
          (name.find('-') != std::string::npos && name.find("lenet") == std::string::npos);
 }
 
-std::vector<LayerSpec> parse_spec(const std::string& spec) {
+std::vector<LayerSpec> parse_spec(const std::string& spec, data::ImageShape input) {
   static const std::regex conv(R"(c(\d+)k(\d+)(?:s(\d+))?(?:p(\d+))?(bn)?)");
   static const std::regex pool(R"((mp|ap)(\d+))");
   static const std::regex dropout(R"(dr(0?\.\d+|0))");
   static const std::regex dense(R"(fc(\d+)(bn)?)");
   std::vector<LayerSpec> layers;
-  int64_t channels = 1, size = data::kImageSize;  // the shape flowing through, to reject impossible specs
+  int64_t channels = input.channels, height = input.height, width = input.width;  // the shape flowing through
   int64_t parameters = 0;
   bool flat = false;
   size_t start = 0;
@@ -74,19 +82,20 @@ std::vector<LayerSpec> parse_spec(const std::string& spec) {
       l.padding = m[4].matched ? number(spec, token, m[4], kMaxKernel, "kernel, stride and padding") : 0;
       l.batch_norm = m[5].matched;
       if (l.out < 1 || l.kernel < 1 || l.stride < 1) bad(spec, token, "channels, kernel and stride must be positive");
-      size = (size + 2 * l.padding - l.kernel) / l.stride + 1;
-      if (size < 1) bad(spec, token, "the image is smaller than the kernel here");
+      height = conv_output_side(height, l), width = conv_output_side(width, l);
+      if (height < 1 || width < 1) bad(spec, token, "the image is smaller than the kernel here");
       parameters += l.out * (channels * l.kernel * l.kernel + 1);
       channels = l.out;
-      if (channels * size * size > kMaxFeatures)
+      if (channels * height * width > kMaxFeatures)
         bad(spec, token, "more than " + std::to_string(kMaxFeatures) + " values per image here");
     } else if (std::regex_match(token, m, pool)) {
       if (flat) bad(spec, token, "pooling after a dense layer");
       l.kind = m[1] == "mp" ? LayerSpec::Kind::MaxPool : LayerSpec::Kind::AvgPool;
       l.kernel = number(spec, token, m[2], kMaxKernel, "pool size");
-      if (l.kernel < 1 || size / l.kernel < 1)
-        bad(spec, token, "pool larger than the " + std::to_string(size) + "x" + std::to_string(size) + " feature map");
-      size /= l.kernel;
+      if (l.kernel < 1 || height / l.kernel < 1 || width / l.kernel < 1)
+        bad(spec, token,
+            "pool larger than the " + std::to_string(height) + "x" + std::to_string(width) + " feature map");
+      height /= l.kernel, width /= l.kernel;
     } else if (std::regex_match(token, m, dropout)) {
       l.kind = LayerSpec::Kind::Dropout;
       l.p = std::stod(m[1]);
@@ -95,7 +104,7 @@ std::vector<LayerSpec> parse_spec(const std::string& spec) {
       l.out = number(spec, token, m[1], kMaxUnits, "dense size");
       l.batch_norm = m[2].matched;
       if (l.out < 1) bad(spec, token, "dense size must be positive");
-      parameters += l.out * ((flat ? channels : channels * size * size) + 1);
+      parameters += l.out * ((flat ? channels : channels * height * width) + 1);
       channels = l.out;
       flat = true;
     } else if (std::find(kActivations.begin(), kActivations.end(), token) != kActivations.end()) {
@@ -117,11 +126,12 @@ bool SpecNetImpl::convolutions_fused() const {
                      [](const Step& s) { return s.layer.kind != LayerSpec::Kind::Conv || s.pools_in_conv; });
 }
 
-SpecNetImpl::SpecNetImpl(const std::string& spec, int64_t num_classes) {
-  int64_t channels = 1, size = data::kImageSize, features = 0, n_conv = 0, n_fc = 0, n_drop = 0;
+SpecNetImpl::SpecNetImpl(const std::string& spec, int64_t num_classes, data::ImageShape input) : input_(input) {
+  int64_t channels = input.channels, height = input.height, width = input.width;
+  int64_t features = 0, n_conv = 0, n_fc = 0, n_drop = 0;
   bool flat = false;
   std::string activation = "relu";
-  const std::vector<LayerSpec> layers = parse_spec(spec);
+  const std::vector<LayerSpec> layers = parse_spec(spec, input);
   for (size_t i = 0; i < layers.size(); ++i) {
     const LayerSpec& l = layers[i];
     Step step{l, false, false, {}, {}, {}};
@@ -134,24 +144,24 @@ SpecNetImpl::SpecNetImpl(const std::string& spec, int64_t num_classes) {
             name,
             torch::nn::Conv2d(torch::nn::Conv2dOptions(channels, l.out, l.kernel).stride(l.stride).padding(l.padding)));
         step.pools_in_conv =
-            next_is_mp2 && !l.batch_norm && activation == "relu" && conv_pool_relu_fits(conv->options, size, size);
+            next_is_mp2 && !l.batch_norm && activation == "relu" && conv_pool_relu_fits(conv->options, height, width);
         step.module = torch::nn::AnyModule(conv);
         if (l.batch_norm)
           step.norm = torch::nn::AnyModule(register_module("bn_" + name, torch::nn::BatchNorm2d(l.out)));
         channels = l.out;
-        size = (size + 2 * l.padding - l.kernel) / l.stride + 1;
+        height = conv_output_side(height, l), width = conv_output_side(width, l);
         break;
       }
       case LayerSpec::Kind::MaxPool:
       case LayerSpec::Kind::AvgPool:
-        size /= l.kernel;
+        height /= l.kernel, width /= l.kernel;
         break;
       case LayerSpec::Kind::Dropout:
         step.module =
             torch::nn::AnyModule(register_module("dropout" + std::to_string(++n_drop), torch::nn::Dropout(l.p)));
         break;
       case LayerSpec::Kind::Dense: {
-        if (!flat) features = channels * size * size, flat = true;
+        if (!flat) features = channels * height * width, flat = true;
         const std::string name = step.name = "fc_" + std::to_string(++n_fc);
         step.module = torch::nn::AnyModule(register_module(name, torch::nn::Linear(features, l.out)));
         if (l.batch_norm)
@@ -166,14 +176,13 @@ SpecNetImpl::SpecNetImpl(const std::string& spec, int64_t num_classes) {
     if (l.kind == LayerSpec::Kind::MaxPool && !steps_.empty() && steps_.back().pools_in_conv) step.part_of_conv = true;
     steps_.push_back(std::move(step));
   }
-  if (!flat) features = channels * size * size;
+  if (!flat) features = channels * height * width;
   fc_out = register_module("fc_out", torch::nn::Linear(features, num_classes));
 }
 
 InferenceGraph SpecNetImpl::inference_graph() const {
   using K = InferenceOp::Kind;
-  InferenceGraph g;
-  g.classes = fc_out->options.out_features();
+  InferenceGraph g{input_.channels, input_.height, input_.width, fc_out->options.out_features(), {}};
   std::string activation = "relu";
   bool flat = false;
   for (const Step& step : steps_) {

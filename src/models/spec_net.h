@@ -6,8 +6,9 @@
 //   dr<p>                                  dropout with probability p (0 <= p < 1)
 //   fc<out>[bn]                            dense layer (+ batch norm), then the activation
 //   relu | gelu | tanh | elu | silu | lrelu   activation for the layers that follow (default relu)
-// The input is 1x28x28; a flatten comes before the first fc; the output layer (10 classes)
-// is appended. Parameter names: conv1.weight, bn_conv1.weight, fc_1.weight, ..., fc_out.bias.
+// The input is the data's (1x28x28 for FashionMNIST); a flatten comes before the first fc; the
+// output layer (one unit per class) is appended. Parameter names: conv1.weight, bn_conv1.weight, fc_1.weight, ...,
+// fc_out.bias.
 #pragma once
 
 #include <torch/nn/modules/container/any.h>
@@ -16,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "data/dataset.h"
 #include "models/classifier.h"
 
 namespace convkit::models {
@@ -37,7 +39,7 @@ inline constexpr int64_t kMaxChannels = 4096, kMaxKernel = 64, kMaxUnits = 65536
 inline constexpr int64_t kMaxFeatures = int64_t{1} << 22, kMaxParameters = int64_t{1} << 26;
 
 // Parses and checks a spec (shapes and the bounds above); an Error naming the offending token otherwise.
-std::vector<LayerSpec> parse_spec(const std::string& spec);
+std::vector<LayerSpec> parse_spec(const std::string& spec, data::ImageShape input = {});
 
 // The activation a spec names (relu|gelu|tanh|elu|silu|lrelu) applied to x; an Error for
 // any other name.
@@ -48,7 +50,7 @@ bool is_spec(const std::string& name);
 
 class SpecNetImpl : public ClassifierImpl {
  public:
-  SpecNetImpl(const std::string& spec, int64_t num_classes);
+  SpecNetImpl(const std::string& spec, int64_t num_classes, data::ImageShape input = {});
   Output forward(const torch::Tensor& x) override;
   bool convolutions_fused() const override;
   InferenceGraph inference_graph() const override;
@@ -64,6 +66,7 @@ class SpecNetImpl : public ClassifierImpl {
   };
   std::vector<Step> steps_;
   torch::nn::Linear fc_out{nullptr};
+  data::ImageShape input_;
 };
 TORCH_MODULE(SpecNet);
 

@@ -1,15 +1,27 @@
 #include "models/tutorial_models.h"
 
+#include "util/error.h"
+
 namespace convkit::models {
 
 namespace nn = torch::nn;
 
-LeNetImpl::LeNetImpl(int64_t output_dim) {
+namespace {
+
+// The side of LeNet's feature maps after conv k5, pool 2, conv k5, pool 2.
+int64_t lenet_features_side(int64_t side) { return ((side - 4) / 2 - 4) / 2; }
+
+}  // namespace
+
+LeNetImpl::LeNetImpl(int64_t output_dim, data::ImageShape input) : input_(input) {
+  if (lenet_features_side(input.height) < 1 || lenet_features_side(input.width) < 1)
+    throw Error("--model lenet: images of " + input.str() + " are too small (at least 16x16)");
+  const int64_t features = 16 * lenet_features_side(input.height) * lenet_features_side(input.width);
   // Registered in the tutorial's order so the default initialisation consumes the global
   // generator exactly as Python's LeNet.__init__ does.
-  conv1 = register_module("conv1", nn::Conv2d(nn::Conv2dOptions(1, 6, 5)));
+  conv1 = register_module("conv1", nn::Conv2d(nn::Conv2dOptions(input.channels, 6, 5)));
   conv2 = register_module("conv2", nn::Conv2d(nn::Conv2dOptions(6, 16, 5)));
-  fc_1 = register_module("fc_1", nn::Linear(16 * 4 * 4, 120));
+  fc_1 = register_module("fc_1", nn::Linear(features, 120));  // 16 * 4 * 4 on 28x28
   fc_2 = register_module("fc_2", nn::Linear(120, 84));
   fc_3 = register_module("fc_3", nn::Linear(84, output_dim));
 }
@@ -26,8 +38,7 @@ Output LeNetImpl::forward(const torch::Tensor& input) {
 InferenceGraph LeNetImpl::inference_graph() const {
   using K = InferenceOp::Kind;
   const InferenceOp pool = pool_op(K::MaxPool, 2), relu = activation_op("relu");
-  InferenceGraph g;
-  g.classes = fc_3->options.out_features();
+  InferenceGraph g{input_.channels, input_.height, input_.width, fc_3->options.out_features(), {}};
   g.ops = {layer_op(K::Conv, "conv1", 5),
            pool,
            relu,
@@ -43,8 +54,8 @@ InferenceGraph LeNetImpl::inference_graph() const {
   return g;
 }
 
-MLPImpl::MLPImpl(int64_t input_dim, int64_t output_dim) {
-  input_fc = register_module("input_fc", nn::Linear(input_dim, 250));
+MLPImpl::MLPImpl(data::ImageShape input, int64_t output_dim) : input_(input) {
+  input_fc = register_module("input_fc", nn::Linear(input.values(), 250));
   hidden_fc = register_module("hidden_fc", nn::Linear(250, 100));
   output_fc = register_module("output_fc", nn::Linear(100, output_dim));
 }
@@ -63,8 +74,7 @@ namespace convkit::models {
 InferenceGraph MLPImpl::inference_graph() const {
   using K = InferenceOp::Kind;
   const InferenceOp relu = activation_op("relu");
-  InferenceGraph g;
-  g.classes = output_fc->options.out_features();
+  InferenceGraph g{input_.channels, input_.height, input_.width, output_fc->options.out_features(), {}};
   g.ops = {flatten_op(), layer_op(K::Linear, "input_fc"), relu, layer_op(K::Linear, "hidden_fc"),
            relu,         layer_op(K::Linear, "output_fc")};
   return g;

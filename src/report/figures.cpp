@@ -14,11 +14,13 @@ namespace {
 constexpr int64_t kGalleryImages = 25;  // samples and mistakes: a 5x5 grid
 constexpr int64_t kFiltersShown = 16;
 
+// A panel of a [H, W] map, or of a [C, H, W] image: RGB for 3 channels.
 Panel panel_from(const torch::Tensor& image, std::string caption = "") {
-  const torch::Tensor t = image.to(torch::kFloat).contiguous();
+  const torch::Tensor t = (image.dim() == 3 && image.size(0) == 1 ? image[0] : image).to(torch::kFloat).contiguous();
   Panel p;
-  p.height = static_cast<int>(t.size(0));
-  p.width = static_cast<int>(t.size(1));
+  p.rgb = t.dim() == 3;
+  p.height = static_cast<int>(t.size(-2));
+  p.width = static_cast<int>(t.size(-1));
   p.pixels.assign(t.data_ptr<float>(), t.data_ptr<float>() + t.numel());
   p.caption = std::move(caption);
   return p;
@@ -72,7 +74,7 @@ void write_mistakes(const std::filesystem::path& dir, const data::Split& test, c
 
 // The first convolution's filters (top row) and what each makes of one test image (bottom row).
 bool write_filters(const std::filesystem::path& dir, models::ClassifierImpl& model, const data::Split& test,
-                   data::Normalization norm, const std::vector<std::string>& names) {
+                   const data::Normalization& norm, const std::vector<std::string>& names) {
   torch::nn::Conv2dImpl* conv = nullptr;
   for (const auto& m : model.modules(/*include_self=*/false)) {
     if ((conv = m->as<torch::nn::Conv2dImpl>())) break;
@@ -84,9 +86,10 @@ bool write_filters(const std::filesystem::path& dir, models::ClassifierImpl& mod
   const torch::Tensor image = data::to_model_input(test.images.slice(0, 0, 1), norm);
   const torch::Tensor maps = conv->forward(image.to(conv->weight.device())).cpu()[0];
   const std::string name = names[test.labels[0].item<int64_t>()];
-  std::vector<Panel> panels = {panel_from(image[0][0], "input")};
+  // Filters over colour input are shown on their first (red) channel.
+  std::vector<Panel> panels = {panel_from(test.images[0], "input")};
   for (int64_t f = 0; f < shown; ++f) panels.push_back(panel_from(weight[f][0], "filter " + std::to_string(f + 1)));
-  panels.push_back(panel_from(image[0][0], name));
+  panels.push_back(panel_from(test.images[0], name));
   for (int64_t f = 0; f < shown; ++f) panels.push_back(panel_from(maps[f]));
   plot_image_grid(dir / "filters.png", "First convolution: filters and their output on a test image", panels, 2,
                   static_cast<int>(shown + 1), ColourMap::Diverging, 1100);
@@ -126,7 +129,7 @@ void write_map(const std::filesystem::path& file, const char* method, const torc
 
 std::vector<std::string> write_figures(const std::filesystem::path& run_dir, const RunAnalysis& analysis,
                                        models::ClassifierImpl& model, const data::Dataset& data,
-                                       data::Normalization norm, const std::vector<train::EpochRecord>& history,
+                                       const data::Normalization& norm, const std::vector<train::EpochRecord>& history,
                                        const std::string& model_name) {
   const auto dir = run_dir / "figures";
   ensure_writable_dir(dir);

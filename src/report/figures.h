@@ -17,7 +17,7 @@ namespace convkit::report {
 // filters, pca, tsne, rotation); returns those written, as "figures/NAME.png".
 std::vector<std::string> write_figures(const std::filesystem::path& run_dir, const RunAnalysis& analysis,
                                        models::ClassifierImpl& model, const data::Dataset& data,
-                                       data::Normalization norm, const std::vector<train::EpochRecord>& history,
+                                       const data::Normalization& norm, const std::vector<train::EpochRecord>& history,
                                        const std::string& model_name);
 
 }  // namespace convkit::report

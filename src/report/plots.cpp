@@ -83,6 +83,23 @@ void draw_cells(const std::vector<float>& values, int rows, int cols, double lo,
   }
 }
 
+// An RGB panel's cells, each in its own colour (cmap0's last entry, set for each cell).
+void draw_rgb_cells(const Panel& p) {
+  const size_t plane = static_cast<size_t>(p.height) * p.width;
+  constexpr PLINT kScratch = 15;
+  for (int r = 0; r < p.height; ++r) {
+    for (int c = 0; c < p.width; ++c) {
+      const size_t i = static_cast<size_t>(r) * p.width + c;
+      const auto level = [&](size_t at) { return static_cast<PLINT>(std::clamp(p.pixels[at], 0.f, 255.f)); };
+      plscol0(kScratch, level(i), level(plane + i), level(2 * plane + i));
+      plcol0(kScratch);
+      PLFLT x[] = {PLFLT(c), PLFLT(c + 1), PLFLT(c + 1), PLFLT(c)};
+      PLFLT y[] = {PLFLT(p.height - r - 1), PLFLT(p.height - r - 1), PLFLT(p.height - r), PLFLT(p.height - r)};
+      plfill(4, x, y);
+    }
+  }
+}
+
 // Splits "first\nsecond" captions so each line is drawn on its own.
 std::vector<std::string> caption_lines(const std::string& caption) {
   std::vector<std::string> lines;
@@ -166,11 +183,15 @@ void plot_image_grid(const std::filesystem::path& file, const std::string& title
     const double y1 = top - r * ch - ch * (captions ? 0.3 : 0.05), y0 = top - (r + 1) * ch + ch * 0.05;
     plvpor(x0, x1, y0, y1);
     plwind(0, p.width, 0, p.height);
-    auto [lo_it, hi_it] = std::minmax_element(p.pixels.begin(), p.pixels.end());
-    double lo = *lo_it, hi = *hi_it;
-    if (colours == ColourMap::Diverging) hi = std::max(std::abs(lo), std::abs(hi)), lo = -hi;
-    if (hi <= lo) hi = lo + 1;
-    draw_cells(p.pixels, p.height, p.width, lo, hi);
+    if (p.rgb) {
+      draw_rgb_cells(p);
+    } else {
+      auto [lo_it, hi_it] = std::minmax_element(p.pixels.begin(), p.pixels.end());
+      double lo = *lo_it, hi = *hi_it;
+      if (colours == ColourMap::Diverging) hi = std::max(std::abs(lo), std::abs(hi)), lo = -hi;
+      if (hi <= lo) hi = lo + 1;
+      draw_cells(p.pixels, p.height, p.width, lo, hi);
+    }
     plcol0(1);
     plschr(0, 0.6);
     const auto lines = caption_lines(p.caption);
@@ -202,7 +223,8 @@ void plot_confusion(const std::filesystem::path& file, const std::vector<std::ve
   plcol0(1);
   plbox("bc", 1, 0, "bc", 1, 0);
   plschr(0, 0.75);
-  for (int t = 0; t < n; ++t) {
+  const bool labelled = n <= kLabelledClasses;
+  for (int t = 0; t < n && labelled; ++t) {
     for (int p = 0; p < n; ++p) {
       const double v = static_cast<double>(counts[t][p]);
       plcol0(v > 0.5 * max_count ? 0 : 1);
@@ -211,7 +233,7 @@ void plot_confusion(const std::filesystem::path& file, const std::vector<std::ve
   }
   plcol0(1);
   plschr(0, 0.8);
-  for (int k = 0; k < n; ++k) {
+  for (int k = 0; k < n && labelled; ++k) {
     plmtex("lv", 0.8, (n - k - 0.5) / n, 1.0, class_names[k].c_str());
     plmtex("bv", 0.8, (k + 0.5) / n, 1.0, class_names[k].c_str());
   }

@@ -19,16 +19,19 @@ void plot_lines(const std::filesystem::path& file, const std::string& title, con
 enum class ColourMap { Bone, Diverging };
 
 struct Panel {
-  std::vector<float> pixels;  // row-major, row 0 at the top
+  std::vector<float> pixels;  // row-major, row 0 at the top; for RGB the three planes one after another
   int height = 0, width = 0;
   std::string caption;  // may be empty
+  bool rgb = false;     // colour pixels 0..255, drawn as they are rather than through the colour map
 };
 
 // A grid of images without axes, each scaled to its own range (Diverging: symmetric about 0).
 void plot_image_grid(const std::filesystem::path& file, const std::string& title, const std::vector<Panel>& panels,
                      int rows, int cols, ColourMap colours, int pixel_width = 900);
 
-// Confusion matrix as a labelled heat map with the count in each cell.
+// Confusion matrix as a labelled heat map with the count in each cell; beyond kLabelledClasses
+// classes a heat map alone, which stays readable.
+inline constexpr int kLabelledClasses = 20;
 void plot_confusion(const std::filesystem::path& file, const std::vector<std::vector<int64_t>>& counts,
                     const std::vector<std::string>& class_names, const std::string& title);
 

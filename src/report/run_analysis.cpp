@@ -17,7 +17,7 @@ nlohmann::json scores_json(const ClassScores& s) {
 }  // namespace
 
 RunAnalysis analyse_run(models::ClassifierImpl& model, const data::Split& test,
-                        const std::vector<std::string>& class_names, data::Normalization norm,
+                        const std::vector<std::string>& class_names, const data::Normalization& norm,
                         const torch::Device& device) {
   RunAnalysis a;
   a.class_names = class_names;

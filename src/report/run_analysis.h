@@ -31,7 +31,7 @@ struct RunAnalysis {
 };
 
 RunAnalysis analyse_run(models::ClassifierImpl& model, const data::Split& test,
-                        const std::vector<std::string>& class_names, data::Normalization norm,
+                        const std::vector<std::string>& class_names, const data::Normalization& norm,
                         const torch::Device& device);
 
 // The analyses as metrics.json records them: classes (the names, index = label), confusion_matrix, per_class (as

@@ -4,6 +4,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+
+#include "checkpoint/model_info.h"
 #include "report/figures.h"
 #include "report/html.h"
 #include "util/files.h"
@@ -12,6 +15,9 @@
 namespace convkit::report {
 
 namespace {
+
+// Enough pairs to show what a network of many classes mixes up.
+constexpr size_t kConfusedPairsShown = 20;
 
 std::string summary_cards(const nlohmann::json& metrics) {
   return "<div class=\"cards\">" +
@@ -35,10 +41,37 @@ std::string configuration_table(const nlohmann::json& metrics) {
     h += std::string("<tr><td>") + key + "</td><td>" + html_escape(v.is_string() ? v.get<std::string>() : v.dump()) +
          "</td></tr>";
   }
-  if (metrics.contains("normalization")) {
-    h += strprintf("<tr><td>normalisation</td><td>mean %.4f, std %.4f</td></tr>",
-                   metrics["normalization"].value("mean", 0.0), metrics["normalization"].value("std", 0.0));
+  if (metrics.contains("input")) {
+    const auto& in = metrics["input"];
+    h += strprintf("<tr><td>images</td><td>%lld channel(s), %lld x %lld</td></tr>",
+                   static_cast<long long>(in.value("channels", 0)), static_cast<long long>(in.value("height", 0)),
+                   static_cast<long long>(in.value("width", 0)));
   }
+  if (metrics.contains("normalization")) {
+    const data::Normalization norm = checkpoint::normalization_from_json(metrics["normalization"], "metrics.json");
+    h += "<tr><td>normalisation</td><td>" + norm.str() + "</td></tr>";
+  }
+  return h + "</table>";
+}
+
+// The off-diagonal cells of the confusion matrix with the most images, largest first.
+std::string confused_pairs_table(const nlohmann::json& classes, const nlohmann::json& confusion) {
+  struct Pair {
+    int64_t count;
+    size_t truth, predicted;
+  };
+  std::vector<Pair> pairs;
+  for (size_t t = 0; t < confusion.size(); ++t)
+    for (size_t p = 0; p < confusion[t].size(); ++p)
+      if (t != p && confusion[t][p].get<int64_t>() > 0) pairs.push_back({confusion[t][p].get<int64_t>(), t, p});
+  std::stable_sort(pairs.begin(), pairs.end(), [](const Pair& a, const Pair& b) { return a.count > b.count; });
+  pairs.resize(std::min<size_t>(pairs.size(), kConfusedPairsShown));
+  std::string h =
+      "<h2>Most confused classes</h2><table><tr><th>true class</th><th>predicted as</th><th>test "
+      "images</th></tr>";
+  for (const Pair& p : pairs)
+    h += "<tr><td>" + html_escape(classes[p.truth].get<std::string>()) + "</td><td>" +
+         html_escape(classes[p.predicted].get<std::string>()) + "</td><td>" + std::to_string(p.count) + "</td></tr>";
   return h + "</table>";
 }
 
@@ -105,12 +138,14 @@ void write_html_report(const std::filesystem::path& run_dir, const nlohmann::jso
   h += summary_cards(metrics) + configuration_table(metrics) + training_table(history);
   if (metrics.contains("per_class") && metrics.contains("classes"))
     h += classification_table(metrics["classes"], metrics["per_class"]);
+  if (metrics.contains("confusion_matrix") && metrics.contains("classes"))
+    h += confused_pairs_table(metrics["classes"], metrics["confusion_matrix"]);
   h += figure_grid(run_dir) + "<p>Written by convkit.</p>" + kHtmlPageEnd;
   write_file_atomically(run_dir / "report.html", h);
 }
 
 nlohmann::json write_run_report(const std::filesystem::path& run_dir, models::ClassifierImpl& model,
-                                const data::Dataset& data, data::Normalization norm, const torch::Device& device,
+                                const data::Dataset& data, const data::Normalization& norm, const torch::Device& device,
                                 const std::vector<train::EpochRecord>& history, nlohmann::json metrics) {
   const RunAnalysis analysis = analyse_run(model, data.test, data.classes, norm, device);
   metrics.update(analysis_metrics(analysis));

@@ -21,7 +21,7 @@ void write_html_report(const std::filesystem::path& run_dir, const nlohmann::jso
 // The analyses of the best model, every figure and report.html; returns `metrics` with the
 // analyses and the list of figures added, for metrics.json.
 nlohmann::json write_run_report(const std::filesystem::path& run_dir, models::ClassifierImpl& model,
-                                const data::Dataset& data, data::Normalization norm, const torch::Device& device,
+                                const data::Dataset& data, const data::Normalization& norm, const torch::Device& device,
                                 const std::vector<train::EpochRecord>& history, nlohmann::json metrics);
 
 }  // namespace convkit::report

@@ -25,10 +25,17 @@ struct TrainOptions {
   std::string device = "auto";
   double rotation = 25.0;  // degrees for the rotated test set
   int64_t limit = 0;       // 0: all images
-  std::string image_size;  // image folders: "28x28" resizes pictures of other sizes; empty refuses them
-  bool skip_bad = false;   // image folders: skip files that cannot be decoded, and say how many
-  bool exact = false;      // LibTorch's kernels only: bit-identical to the Python tutorial, slower
-  bool test = true;        // evaluate the test sets (sweeps select on validation only)
+
+  // How the dataset is read (data::DataOptions; the empty values take what the data holds).
+  std::string dataset;         // idx|folder|cifar; empty: told by what --data holds
+  int64_t channels = 0;        // 1 or 3 converts
+  std::string image_size;      // "HxW" resizes; empty: the data's own size
+  bool skip_bad = false;       // image folders: skip files that cannot be decoded, and say how many
+  std::string label = "fine";  // CIFAR-100: fine (100 classes) or coarse (20)
+  int64_t max_memory = 0;      // MiB the images may take in memory; 0: half the machine's
+
+  bool exact = false;  // LibTorch's kernels only: bit-identical to the Python tutorial, slower
+  bool test = true;    // evaluate the test sets (sweeps select on validation only)
 
   // Beyond the tutorial (the defaults keep it exact).
   train::OptimizerSettings optimizer;
@@ -45,7 +52,10 @@ struct TrainOptions {
 
 std::filesystem::path out_dir_for(const TrainOptions& options);
 
-// How the run reads image folders.
-data::FolderOptions folder_options(const TrainOptions& options);
+// How the run reads its dataset.
+data::DataOptions data_options(const TrainOptions& options);
+
+// The settings that say how a dataset is read, by key: `eval` takes them too.
+inline constexpr const char* kDataSettings[] = {"dataset", "channels", "image_size", "skip_bad", "label", "max_memory"};
 
 }  // namespace convkit::run

@@ -21,7 +21,7 @@ void regenerate_report(const std::filesystem::path& run_dir, const torch::Device
   const auto history = train::history_from_json(read_json_file(run.history()), run.history().string());
   eval::LoadedModel loaded = eval::load_model(run.model(), "", settings.data_dir);
   loaded.model->to(device);
-  const data::Dataset data = data::load_dataset(settings.data_dir, settings.limit, folder_options(settings));
+  const data::Dataset data = data::load_dataset(settings.data_dir, settings.limit, data_options(settings));
   const nlohmann::json updated =
       report::write_run_report(run_dir, *loaded.model, data, loaded.normalization(), device, history, metrics);
   write_file_atomically(run.metrics(), updated.dump(2) + "\n");

@@ -39,107 +39,129 @@ std::string count_in(int64_t v, int64_t lo, int64_t hi, const char* what) {
 }
 
 const std::vector<Setting>& all_settings() {
-  static const std::vector<Setting> table = {
-      {"model", "--model",
-       "Network: " + join(models::model_names(), "|") + ", or a spec such as c32k3p1bn-mp2-fc128-dr0.5",
-       FieldOf<std::string>([](TrainOptions& o) -> std::string& { return o.model; }),
-       [](const TrainOptions& o) {
-         models::check_model_name(o.model);  // throws the error that names the bad token
-         return std::string();
-       }},
-      {"epochs", "--epochs", "Training epochs (with --resume: the new total)",
-       FieldOf<int64_t>([](TrainOptions& o) -> int64_t& { return o.epochs; }),
-       [](const TrainOptions& o) { return count_in(o.epochs, 1, kMaxEpochs, "an integer"); }},
-      {"batch_size", "--batch-size", "Images per batch",
-       FieldOf<int64_t>([](TrainOptions& o) -> int64_t& { return o.batch_size; }),
-       [](const TrainOptions& o) { return count_in(o.batch_size, 1, kMaxBatchSize, "an integer"); }},
-      {"lr", "--lr", "Learning rate (the peak, with a schedule)",
-       FieldOf<double>([](TrainOptions& o) -> double& { return o.optimizer.lr; }),
-       [](const TrainOptions& o) {
-         return std::string(std::isfinite(o.optimizer.lr) && o.optimizer.lr > 0 ? "" : "must be a positive number");
-       }},
-      {"seed", "--seed", "Seed of the global random generator",
-       FieldOf<uint64_t>([](TrainOptions& o) -> uint64_t& { return o.seed; })},
-      {"data_dir", "--data",
-       "Directory with the IDX files (raw or .gz) or image folders (train/<class>/, test/<class>/)",
-       FieldOf<std::string>([](TrainOptions& o) -> std::string& { return o.data_dir; })},
-      {"image_size", "--image-size", "Image folders: resize pictures of other sizes to HxW (28x28, the networks' size)",
-       FieldOf<std::string>([](TrainOptions& o) -> std::string& { return o.image_size; }),
-       [](const TrainOptions& o) {
-         return std::string(
-             o.image_size.empty() || o.image_size == "28x28" ? "" : "must be 28x28, the size the networks take");
-       }},
-      {"skip_bad", "--skip-bad", "Image folders: skip files that cannot be decoded (and say how many)",
-       FieldOf<bool>([](TrainOptions& o) -> bool& { return o.skip_bad; })},
-      {"limit", "--limit", "Use only the first N training and test images (0: all)",
-       FieldOf<int64_t>([](TrainOptions& o) -> int64_t& { return o.limit; }),
-       [](const TrainOptions& o) {
-         return std::string(o.limit < 0                   ? "must be 0 (all) or positive"
-                            : o.limit > 0 && o.limit < 10 ? "must keep at least 10 images"
-                                                          : "");
-       }},
-      {"rotation_degrees", "--rotation", "Max angle (degrees) of the rotated test set",
-       FieldOf<double>([](TrainOptions& o) -> double& { return o.rotation; }),
-       [](const TrainOptions& o) {
-         return std::string(o.rotation >= 0 && o.rotation <= 180 ? "" : "must be between 0 and 180 degrees");
-       }},
-      {"threads", "--threads", "Compute threads (0: all cores)",
-       FieldOf<int>([](TrainOptions& o) -> int& { return o.threads; }),
-       [](const TrainOptions& o) { return count_in(o.threads, 0, kMaxThreads, "0 (all cores) or a count"); }},
-      {"device", "--device", "auto|cpu|cuda",
-       FieldOf<std::string>([](TrainOptions& o) -> std::string& { return o.device; }), nullptr, /*recorded=*/false},
-      {"optimizer", "--optimizer", join(train::optimizer_names(), "|"),
-       FieldOf<std::string>([](TrainOptions& o) -> std::string& { return o.optimizer.name; }),
-       [](const TrainOptions& o) { return one_of(o.optimizer.name, train::optimizer_names()); }},
-      {"momentum", "--momentum", "Momentum of sgd and rmsprop",
-       FieldOf<double>([](TrainOptions& o) -> double& { return o.optimizer.momentum; }),
-       [](const TrainOptions& o) { return in_unit_interval(o.optimizer.momentum); }},
-      {"nesterov", "--nesterov", "sgd: Nesterov momentum",
-       FieldOf<bool>([](TrainOptions& o) -> bool& { return o.optimizer.nesterov; })},
-      {"weight_decay", "--weight-decay", "Weight decay (decoupled for adamw)",
-       FieldOf<double>([](TrainOptions& o) -> double& { return o.optimizer.weight_decay; }),
-       [](const TrainOptions& o) {
-         const double w = o.optimizer.weight_decay;
-         return std::string(w >= 0 && std::isfinite(w) ? "" : "must be >= 0");
-       }},
-      {"schedule", "--schedule", "Learning-rate schedule: " + join(train::schedule_names(), "|"),
-       FieldOf<std::string>([](TrainOptions& o) -> std::string& { return o.schedule.name; }),
-       [](const TrainOptions& o) { return one_of(o.schedule.name, train::schedule_names()); }},
-      {"step_size", "--step-size", "step schedule: epochs between decays",
-       FieldOf<int64_t>([](TrainOptions& o) -> int64_t& { return o.schedule.step_size; }),
-       [](const TrainOptions& o) {
-         return std::string(o.schedule.step_size > 0 ? "" : "must be a positive number of epochs");
-       }},
-      {"gamma", "--gamma", "step schedule: decay factor",
-       FieldOf<double>([](TrainOptions& o) -> double& { return o.schedule.gamma; }),
-       [](const TrainOptions& o) {
-         return std::string(o.schedule.gamma > 0 && o.schedule.gamma <= 1 ? "" : "must be in (0, 1]");
-       }},
-      {"label_smoothing", "--label-smoothing", "Label smoothing of the training loss",
-       FieldOf<double>([](TrainOptions& o) -> double& { return o.label_smoothing; }),
-       [](const TrainOptions& o) { return in_unit_interval(o.label_smoothing); }},
-      {"patience", "--patience", "Stop after this many epochs without a better validation loss (0: off)",
-       FieldOf<int64_t>([](TrainOptions& o) -> int64_t& { return o.patience; }),
-       [](const TrainOptions& o) { return count_in(o.patience, 0, kMaxEpochs, "0 (off) or a number of epochs"); }},
-      {"exact", "--exact", "LibTorch's kernels only: numbers bit-identical to the Python tutorial (slower)",
-       FieldOf<bool>([](TrainOptions& o) -> bool& { return o.exact; })},
-      {"aug_rotate", "--aug-rotate", "Augment: rotate training images by up to +-DEG",
-       FieldOf<double>([](TrainOptions& o) -> double& { return o.augmentation.rotate_degrees; }),
-       [](const TrainOptions& o) {
-         const double d = o.augmentation.rotate_degrees;
-         return std::string(d >= 0 && d <= 180 ? "" : "must be between 0 and 180 degrees");
-       }},
-      {"aug_translate", "--aug-translate", "Augment: shift training images by up to N pixels",
-       FieldOf<int64_t>([](TrainOptions& o) -> int64_t& { return o.augmentation.translate; }),
-       [](const TrainOptions& o) {
-         const int64_t t = o.augmentation.translate;
-         return std::string(t >= 0 && t <= data::kImageSize / 2 ? "" : "must be 0-14 pixels");
-       }},
-      {"aug_hflip", "--aug-hflip", "Augment: mirror half the training images",
-       FieldOf<bool>([](TrainOptions& o) -> bool& { return o.augmentation.hflip; })},
-      {"test", nullptr, "Evaluate the test sets after training",
-       FieldOf<bool>([](TrainOptions& o) -> bool& { return o.test; })},
-  };
+  static const std::vector<Setting> table =
+      {
+          {"model", "--model",
+           "Network: " + join(models::model_names(), "|") + ", or a spec such as c32k3p1bn-mp2-fc128-dr0.5",
+           FieldOf<std::string>([](TrainOptions& o) -> std::string& { return o.model; }),
+           [](const TrainOptions& o) {
+             models::check_model_name(o.model);  // throws the error that names the bad token
+             return std::string();
+           }},
+          {"epochs", "--epochs", "Training epochs (with --resume: the new total)",
+           FieldOf<int64_t>([](TrainOptions& o) -> int64_t& { return o.epochs; }),
+           [](const TrainOptions& o) { return count_in(o.epochs, 1, kMaxEpochs, "an integer"); }},
+          {"batch_size", "--batch-size", "Images per batch",
+           FieldOf<int64_t>([](TrainOptions& o) -> int64_t& { return o.batch_size; }),
+           [](const TrainOptions& o) { return count_in(o.batch_size, 1, kMaxBatchSize, "an integer"); }},
+          {"lr", "--lr", "Learning rate (the peak, with a schedule)",
+           FieldOf<double>([](TrainOptions& o) -> double& { return o.optimizer.lr; }),
+           [](const TrainOptions& o) {
+             return std::string(std::isfinite(o.optimizer.lr) && o.optimizer.lr > 0 ? "" : "must be a positive number");
+           }},
+          {"seed", "--seed", "Seed of the global random generator",
+           FieldOf<uint64_t>([](TrainOptions& o) -> uint64_t& { return o.seed; })},
+          {"data_dir", "--data",
+           "Directory with IDX files (raw or .gz), image folders (train/<class>/, test/<class>/) or CIFAR-10/100 "
+           "binary files",
+           FieldOf<std::string>([](TrainOptions& o) -> std::string& { return o.data_dir; })},
+          {"dataset", "--dataset", "The dataset's format: idx|folder|cifar (default: told by what --data holds)",
+           FieldOf<std::string>([](TrainOptions& o) -> std::string& { return o.dataset; }),
+           [](const TrainOptions& o) {
+             return o.dataset.empty() ? std::string() : one_of(o.dataset, {"idx", "folder", "cifar"});
+           }},
+          {"channels", "--channels", "Convert the images to 1 (grey) or 3 (RGB) channels (0: as the data has them)",
+           FieldOf<int64_t>([](TrainOptions& o) -> int64_t& { return o.channels; }),
+           [](const TrainOptions& o) {
+             return std::string(o.channels == 0 || o.channels == 1 || o.channels == 3 ? "" : "must be 0, 1 or 3");
+           }},
+          {"image_size", "--image-size",
+           "Resize the images to HxW, e.g. 32x32 (default: their own size, which image folders must share)",
+           FieldOf<std::string>([](TrainOptions& o) -> std::string& { return o.image_size; }),
+           [](const TrainOptions& o) {
+             if (!o.image_size.empty()) data::parse_image_size(o.image_size, "--image-size");  // throws naming the flag
+             return std::string();
+           }},
+          {"skip_bad", "--skip-bad", "Image folders: skip files that cannot be decoded (and say how many)",
+           FieldOf<bool>([](TrainOptions& o) -> bool& { return o.skip_bad; })},
+          {"label", "--label", "CIFAR-100's labels: fine (100 classes) or coarse (20 superclasses)",
+           FieldOf<std::string>([](TrainOptions& o) -> std::string& { return o.label; }),
+           [](const TrainOptions& o) {
+             return one_of(o.label, {"fine", "coarse"});
+           }},
+          {"max_memory", "--max-memory",
+           "MiB the images may take in memory, as pixels and model input; more is refused before decoding (0: half the "
+           "machine's)",
+           FieldOf<int64_t>([](TrainOptions& o) -> int64_t& { return o.max_memory; }),
+           [](const TrainOptions& o) { return count_in(o.max_memory, 0, int64_t{1} << 30, "a number of MiB"); }},
+          {"limit", "--limit", "Use only the first N training and test images (0: all)",
+           FieldOf<int64_t>([](TrainOptions& o) -> int64_t& { return o.limit; }),
+           [](const TrainOptions& o) {
+             return std::string(o.limit < 0                   ? "must be 0 (all) or positive"
+                                : o.limit > 0 && o.limit < 10 ? "must keep at least 10 images"
+                                                              : "");
+           }},
+          {"rotation_degrees", "--rotation", "Max angle (degrees) of the rotated test set",
+           FieldOf<double>([](TrainOptions& o) -> double& { return o.rotation; }),
+           [](const TrainOptions& o) {
+             return std::string(o.rotation >= 0 && o.rotation <= 180 ? "" : "must be between 0 and 180 degrees");
+           }},
+          {"threads", "--threads", "Compute threads (0: all cores)",
+           FieldOf<int>([](TrainOptions& o) -> int& { return o.threads; }),
+           [](const TrainOptions& o) { return count_in(o.threads, 0, kMaxThreads, "0 (all cores) or a count"); }},
+          {"device", "--device", "auto|cpu|cuda",
+           FieldOf<std::string>([](TrainOptions& o) -> std::string& { return o.device; }), nullptr, /*recorded=*/false},
+          {"optimizer", "--optimizer", join(train::optimizer_names(), "|"),
+           FieldOf<std::string>([](TrainOptions& o) -> std::string& { return o.optimizer.name; }),
+           [](const TrainOptions& o) { return one_of(o.optimizer.name, train::optimizer_names()); }},
+          {"momentum", "--momentum", "Momentum of sgd and rmsprop",
+           FieldOf<double>([](TrainOptions& o) -> double& { return o.optimizer.momentum; }),
+           [](const TrainOptions& o) { return in_unit_interval(o.optimizer.momentum); }},
+          {"nesterov", "--nesterov", "sgd: Nesterov momentum",
+           FieldOf<bool>([](TrainOptions& o) -> bool& { return o.optimizer.nesterov; })},
+          {"weight_decay", "--weight-decay", "Weight decay (decoupled for adamw)",
+           FieldOf<double>([](TrainOptions& o) -> double& { return o.optimizer.weight_decay; }),
+           [](const TrainOptions& o) {
+             const double w = o.optimizer.weight_decay;
+             return std::string(w >= 0 && std::isfinite(w) ? "" : "must be >= 0");
+           }},
+          {"schedule", "--schedule", "Learning-rate schedule: " + join(train::schedule_names(), "|"),
+           FieldOf<std::string>([](TrainOptions& o) -> std::string& { return o.schedule.name; }),
+           [](const TrainOptions& o) { return one_of(o.schedule.name, train::schedule_names()); }},
+          {"step_size", "--step-size", "step schedule: epochs between decays",
+           FieldOf<int64_t>([](TrainOptions& o) -> int64_t& { return o.schedule.step_size; }),
+           [](const TrainOptions& o) {
+             return std::string(o.schedule.step_size > 0 ? "" : "must be a positive number of epochs");
+           }},
+          {"gamma", "--gamma", "step schedule: decay factor",
+           FieldOf<double>([](TrainOptions& o) -> double& { return o.schedule.gamma; }),
+           [](const TrainOptions&
+                  o) { return std::string(o.schedule.gamma > 0 && o.schedule.gamma <= 1 ? "" : "must be in (0, 1]"); }},
+          {"label_smoothing", "--label-smoothing", "Label smoothing of the training loss",
+           FieldOf<double>([](TrainOptions& o) -> double& { return o.label_smoothing; }),
+           [](const TrainOptions& o) { return in_unit_interval(o.label_smoothing); }},
+          {"patience", "--patience", "Stop after this many epochs without a better validation loss (0: off)",
+           FieldOf<int64_t>([](TrainOptions& o) -> int64_t& { return o.patience; }),
+           [](const TrainOptions& o) { return count_in(o.patience, 0, kMaxEpochs, "0 (off) or a number of epochs"); }},
+          {"exact", "--exact", "LibTorch's kernels only: numbers bit-identical to the Python tutorial (slower)",
+           FieldOf<bool>([](TrainOptions& o) -> bool& { return o.exact; })},
+          {"aug_rotate", "--aug-rotate", "Augment: rotate training images by up to +-DEG",
+           FieldOf<double>([](TrainOptions& o) -> double& { return o.augmentation.rotate_degrees; }),
+           [](const TrainOptions& o) {
+             const double d = o.augmentation.rotate_degrees;
+             return std::string(d >= 0 && d <= 180 ? "" : "must be between 0 and 180 degrees");
+           }},
+          {"aug_translate", "--aug-translate", "Augment: shift training images by up to N pixels",
+           FieldOf<int64_t>([](TrainOptions& o) -> int64_t& { return o.augmentation.translate; }),
+           [](const TrainOptions& o) {
+             const int64_t t = o.augmentation.translate;
+             return std::string(t >= 0 && t <= data::kImageSize / 2 ? "" : "must be 0-14 pixels");
+           }},
+          {"aug_hflip", "--aug-hflip", "Augment: mirror half the training images",
+           FieldOf<bool>([](TrainOptions& o) -> bool& { return o.augmentation.hflip; })},
+          {"test", nullptr, "Evaluate the test sets after training",
+           FieldOf<bool>([](TrainOptions& o) -> bool& { return o.test; })},
+      };
   return table;
 }
 

@@ -245,7 +245,7 @@ json test_chosen_trial(const std::filesystem::path& out_dir, const std::vector<L
   const TrainOptions settings = read_run_options(dir);
   const eval::LoadedModel loaded = eval::load_model(RunDir{dir}.model(), "", settings.data_dir);
   const data::Split test =
-      eval::load_test_images_for(loaded, settings.data_dir, settings.limit, folder_options(settings));
+      eval::load_test_images_for(loaded, settings.data_dir, settings.limit, data_options(settings));
   torch::manual_seed(settings.seed);
   const auto r = eval::evaluate_test_sets(*loaded.model, test, loaded.normalization(), settings.rotation,
                                           settings.batch_size, torch::kCPU, false);

@@ -33,18 +33,19 @@ namespace {
 struct TrainingData {
   data::Dataset data;
   data::Normalization norm;
-  torch::Tensor train_inputs;  // all 60,000, normalised; the split's train indices select from it
+  torch::Tensor train_inputs;  // all training images (60,000), normalised; the split's train indices select from it
   data::TrainValidIndices split;
   torch::Tensor valid_inputs, valid_labels;
 };
 
 TrainingData load_training_data(const TrainOptions& options, std::ostream& out) {
   TrainingData d;
-  d.data = data::load_dataset(options.data_dir, options.limit, folder_options(options));
+  d.data = data::load_dataset(options.data_dir, options.limit, data_options(options));
   if (!d.data.skipped.empty()) out << d.data.skipped << "\n";
   d.norm = data::normalization_from(d.data.train.images);
-  out << "Classes: " << d.data.classes.size() << " (" << join(d.data.classes, ", ") << ")\n";
-  out << strprintf("Normalisation: mean %.4f, std %.4f (from %lld training images)\n", d.norm.mean, d.norm.std,
+  out << "Classes: " << d.data.classes.size() << " (" << join(d.data.classes, ", ") << ") | images "
+      << d.data.shape().str() << " (channels x height x width)\n";
+  out << strprintf("Normalisation: %s (from %lld training images)\n", d.norm.str().c_str(),
                    static_cast<long long>(d.data.train.images.size(0)));
   d.train_inputs = data::to_model_input(d.data.train.images, d.norm);
   d.split = data::random_split(d.data.train.images.size(0));
@@ -68,19 +69,21 @@ struct Network {
   std::unique_ptr<torch::optim::Optimizer> optimizer;
 };
 
-Network build_network(const TrainOptions& options, const RunDir& run, int64_t classes, int threads,
+Network build_network(const TrainOptions& options, const RunDir& run, const data::Dataset& data, int threads,
                       const torch::Device& device, std::ostream& out) {
   Network n;
-  n.model = models::make_model(options.model, classes);
+  n.model = models::make_model(options.model, static_cast<int64_t>(data.classes.size()), data.shape());
   n.model->set_exact(options.exact);
   n.model->to(device);
   if (options.resume) checkpoint::load_resume_weights(run.resume(), *n.model);
   out << strprintf("Model: %s (%lld parameters) | device %s | %d threads | %s kernels\n", options.model.c_str(),
                    static_cast<long long>(models::count_parameters(*n.model)), device.str().c_str(), threads,
-                   options.exact ? "exact" : "fused")
+                   options.exact                   ? "exact"
+                   : n.model->convolutions_fused() ? "fused"
+                                                   : "fused dense, LibTorch convolution")
       << std::flush;
   // Exact mode keeps the tutorial's per-parameter updates (and its resume.pt layout).
-  n.fast = train::prepare_fast_path(*n.model, options.model, classes, threads, device);
+  n.fast = train::prepare_fast_path(*n.model, options.model, threads, device);
   n.optimizer = train::make_optimizer(options.optimizer, n.fast.parameters, options.exact);
   return n;
 }
@@ -96,7 +99,7 @@ RunState start_or_resume(const TrainOptions& options, const RunDir& run, torch::
   RunState p;
   if (!options.resume) {
     const auto classes = static_cast<int64_t>(d.data.classes.size());
-    checkpoint::write_checkpoint_info(run.model(), {options.model, classes, d.norm.mean, d.norm.std, d.data.classes});
+    checkpoint::write_checkpoint_info(run.model(), {options.model, classes, d.norm, d.data.classes, d.data.shape()});
     return p;
   }
   p.point = checkpoint::load_resume_point(run.resume(), optimizer);
@@ -115,7 +118,7 @@ RunState start_or_resume(const TrainOptions& options, const RunDir& run, torch::
   return p;
 }
 
-train::StepSettings step_settings(const TrainOptions& options, data::Normalization norm, const Network& net,
+train::StepSettings step_settings(const TrainOptions& options, const data::Normalization& norm, const Network& net,
                                   const train::LrSchedule* schedule) {
   train::StepSettings s;
   s.label_smoothing = options.label_smoothing;
@@ -184,7 +187,9 @@ nlohmann::json run_metrics(const TrainOptions& options, int threads, const Train
        {"best_valid_loss", best.valid.loss},
        {"best_valid_acc", best.valid.acc},
        {"device", device.str()},
-       {"normalization", {{"mean", d.norm.mean}, {"std", d.norm.std}}},
+       {"normalization", checkpoint::normalization_json(d.norm)},
+       {"input",
+        {{"channels", d.data.shape().channels}, {"height", d.data.shape().height}, {"width", d.data.shape().width}}},
        {"examples",
         {{"train", d.split.train.size(0)}, {"valid", d.split.valid.size(0)}, {"test", d.data.test.images.size(0)}}}});
   return metrics;
@@ -228,7 +233,7 @@ RunResult run_training(const TrainOptions& options, std::ostream& out) {
   // The order of everything that draws from the global generator below mirrors the tutorial.
   torch::manual_seed(options.seed);
   TrainingData data = load_training_data(options, out);
-  Network net = build_network(options, run, static_cast<int64_t>(data.data.classes.size()), threads, device, out);
+  Network net = build_network(options, run, data.data, threads, device, out);
   RunState state = start_or_resume(options, run, *net.optimizer, data, out);
   write_file_atomically(run.settings(), settings_json(options, threads).dump(2) + "\n");
 

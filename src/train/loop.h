@@ -22,7 +22,7 @@ struct EpochStats {
 struct StepSettings {
   double label_smoothing = 0;
   data::Augmentation augmentation;
-  float background = 0;                            // normalised black, for augmentation fill
+  torch::Tensor background;                        // normalised black [1,C,1,1], for augmentation fill
   const LrSchedule* schedule = nullptr;            // sets the learning rate before each step
   int64_t first_step = 0;                          // the schedule's index of this pass's first step
   std::function<void(int64_t batch)> before_step;  // e.g. a benchmark's timer

@@ -14,7 +14,7 @@
 namespace convkit::train {
 
 BatchShards make_shards(const models::ClassifierImpl& model, const torch::Tensor& flat, const std::string& model_name,
-                        int64_t num_classes, int64_t count) {
+                        int64_t count) {
   if (count < 1 || model.exact() || !model.convolutions_fused()) return {};
   for (const auto& module : model.modules()) {
     const std::string kind = module->name();
@@ -23,10 +23,12 @@ BatchShards make_shards(const models::ClassifierImpl& model, const torch::Tensor
   pin_blas_to_one_thread();  // the shards' dense layers call sgemm_ from several threads at once
   const torch::Tensor state = global_generator_state();
   const auto shared = model.named_parameters();
+  const models::InferenceGraph graph = model.inference_graph();  // the classes and input to build replicas for
   BatchShards shards;
   shards.gradient = flat.grad();
   for (int64_t i = 0; i < count; ++i) {
-    models::Classifier replica = models::make_model(model_name, num_classes);
+    models::Classifier replica =
+        models::make_model(model_name, graph.classes, {graph.channels, graph.height, graph.width});
     replica->set_exact(model.exact());
     for (auto& p : replica->named_parameters()) p.value().set_data(shared[p.key()]);
     shards.replica_gradients.push_back(attach_flat_gradients(*replica));
@@ -36,11 +38,11 @@ BatchShards make_shards(const models::ClassifierImpl& model, const torch::Tensor
   return shards;
 }
 
-FastPath prepare_fast_path(models::ClassifierImpl& model, const std::string& model_name, int64_t num_classes,
-                           int threads, const torch::Device& device) {
+FastPath prepare_fast_path(models::ClassifierImpl& model, const std::string& model_name, int threads,
+                           const torch::Device& device) {
   if (model.exact() || !device.is_cpu()) return {model.parameters(), {}};
   const torch::Tensor flat = flatten_parameters(model);
-  return {{flat}, make_shards(model, flat, model_name, num_classes, threads - 1)};
+  return {{flat}, make_shards(model, flat, model_name, threads - 1)};
 }
 
 double batch_accuracy(const torch::Tensor& logits, const torch::Tensor& y) {

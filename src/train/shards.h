@@ -28,7 +28,7 @@ struct BatchShards {
 // network has batch norm or dropout (their results would depend on the split or on the order
 // threads draw random numbers). Building them leaves the global generator as it was.
 BatchShards make_shards(const models::ClassifierImpl& model, const torch::Tensor& flat, const std::string& model_name,
-                        int64_t num_classes, int64_t count);
+                        int64_t count);
 
 // What a training run sets up around its network (after loading any weights into it): in
 // exact mode or off the CPU nothing, the parameters as they are; otherwise the flat parameter
@@ -37,8 +37,8 @@ struct FastPath {
   std::vector<torch::Tensor> parameters;  // what the optimiser updates
   BatchShards shards;
 };
-FastPath prepare_fast_path(models::ClassifierImpl& model, const std::string& model_name, int64_t num_classes,
-                           int threads, const torch::Device& device);
+FastPath prepare_fast_path(models::ClassifierImpl& model, const std::string& model_name, int threads,
+                           const torch::Device& device);
 
 using LossFn = std::function<torch::Tensor(const torch::Tensor& logits, const torch::Tensor& y)>;
 // Images and labels of rows [lo, hi) of the current batch, on the training device.
