@@ -16,12 +16,14 @@ namespace fs = std::filesystem;
 // sets many times larger while refusing a file that could never be one.
 constexpr uint64_t kMaxCifarFileBytes = uint64_t{2} << 30;
 
-bool exists(const fs::path& file) {
+bool file_exists(const fs::path& file) {
   std::error_code ec;
   return fs::exists(file, ec);
 }
 
-bool is_cifar100(const fs::path& dir) { return exists(dir / kCifar100TrainFile) || exists(dir / kCifar100TestFile); }
+bool is_cifar100(const fs::path& dir) {
+  return file_exists(dir / kCifar100TrainFile) || file_exists(dir / kCifar100TestFile);
+}
 
 fs::path cifar10_train_file(const fs::path& dir, int batch) {
   return dir / ("data_batch_" + std::to_string(batch) + ".bin");
@@ -44,7 +46,7 @@ Split concatenate(const std::vector<Split>& parts) {
 }  // namespace
 
 bool is_cifar_dataset(const fs::path& dir) {
-  return exists(dir / kCifar10TestFile) || exists(cifar10_train_file(dir, 1)) || is_cifar100(dir);
+  return file_exists(dir / kCifar10TestFile) || file_exists(cifar10_train_file(dir, 1)) || is_cifar100(dir);
 }
 
 Split parse_cifar_records(const std::vector<uint8_t>& bytes, const std::string& name, int label_bytes, int label_index,

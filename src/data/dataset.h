@@ -31,7 +31,10 @@ inline constexpr IdxStems kTestFiles = {"t10k-images-idx3-ubyte", "t10k-labels-i
 // The shape of one image, which is what a network is built for.
 struct ImageShape {
   int64_t channels = 1, height = kImageSize, width = kImageSize;  // FashionMNIST's
-  bool operator==(const ImageShape&) const = default;
+  bool operator==(const ImageShape& o) const {
+    return channels == o.channels && height == o.height && width == o.width;
+  }
+  bool operator!=(const ImageShape& o) const { return !(*this == o); }
   int64_t values() const { return channels * height * width; }
   std::string str() const;  // "3x32x32"
 };
