@@ -636,3 +636,35 @@ TEST(Cli, AnIdxSetOf47ClassesTrainsWithItsNamesAndAReadableReport) {
   ASSERT_EQ(predicted.exit_code, 0) << predicted.err;
   EXPECT_EQ(nlohmann::json::parse(predicted.out)[0]["name"].get<std::string>().rfind("class-", 0), 0u);
 }
+
+TEST(Cli, ImageFolderLayoutsValidationFolderAndOneTree) {
+  TempDir dir;
+  const std::vector<std::string> names = {"top", "trouser", "pullover"};
+  write_real_tree(dir / "tree", names, 600, 150);
+  // A val/ folder is the validation set: nothing is split from train/.
+  write_real_tree(dir / "val-tree", names, 100, 40);
+  std::filesystem::rename(dir / "val-tree" / "train", dir / "tree" / "val");
+  const auto with_val = run_convkit("train --quiet --epochs 1 --no-report --data " + (dir / "tree").string() +
+                                    " --out " + (dir / "run-val").string());
+  ASSERT_EQ(with_val.exit_code, 0) << with_val.err;
+  EXPECT_NE(with_val.out.find("Number of training examples: 600\nNumber of validation examples: 100\n"),
+            std::string::npos)
+      << with_val.out;
+  // One tree DIR/<class>/...: 20% of each class is the test set, the same for eval.
+  std::filesystem::rename(dir / "tree" / "train", dir / "one");
+  const auto one = run_convkit("train --quiet --epochs 1 --no-report --data " + (dir / "one").string() + " --out " +
+                               (dir / "run-one").string());
+  ASSERT_EQ(one.exit_code, 0) << one.err;
+  int64_t tested = 0;
+  for (const auto& name : names) {
+    const auto files = std::distance(std::filesystem::directory_iterator(dir / "one" / name), {});
+    tested += std::llround(0.2 * static_cast<double>(files));
+  }
+  EXPECT_NE(one.out.find("Number of testing examples: " + std::to_string(tested) + "\n"), std::string::npos) << one.out;
+  const auto metrics = read_json(dir / "run-one" / "metrics.json");
+  const auto evaluated = run_convkit("eval --json --checkpoint " + (dir / "run-one" / "model.pt").string() +
+                                     " --data " + (dir / "one").string());
+  ASSERT_EQ(evaluated.exit_code, 0) << evaluated.err;
+  EXPECT_NEAR(nlohmann::json::parse(evaluated.out)["test_acc"].get<double>(), metrics["test_acc"].get<double>(), 1e-9);
+  expect_one_line_error(run_convkit("train --data " + (dir / "one").string() + " --test-split 1.5"), "--test-split");
+}

@@ -1,6 +1,8 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <chrono>
+#include <cstdlib>
 #include <fstream>
 
 #include "data/batches.h"
@@ -531,4 +533,82 @@ TEST(Cifar, CorruptFilesAreRefusedNamingThem) {
   expect_error([&] { data::load_test_set(dir / "ten"); }, "test_batch.bin", "label 1 of record 0 is beyond the 2");
   std::filesystem::remove(dir / "ten" / "batches.meta.txt");
   expect_error([&] { data::load_test_set(dir / "ten"); }, "batches.meta.txt", "");
+}
+
+TEST(ImageFolder, OneTreeIsSplitByAFixedSeedAndValFoldersValidate) {
+  TempDir dir;
+  for (int i = 0; i < 10; ++i) write_tree_image(dir / "one" / "a" / (std::to_string(i) + ".png"), 1);
+  for (int i = 0; i < 5; ++i) write_tree_image(dir / "one" / "b" / (std::to_string(i) + ".png"), 2);
+  write_tree_image(dir / "one" / "c" / "only.png", 3);
+  data::DataOptions options;
+  options.cache = false;
+  const data::Dataset d = data::load_dataset(dir / "one", 0, options);
+  EXPECT_EQ(d.classes, (std::vector<std::string>{"a", "b", "c"}));
+  // 20% of each class tested: 2 of a's 10, 1 of b's 5; a class of one file trains.
+  EXPECT_EQ(d.test.labels.eq(0).sum().item<int64_t>(), 2);
+  EXPECT_EQ(d.test.labels.eq(1).sum().item<int64_t>(), 1);
+  EXPECT_EQ(d.test.labels.eq(2).sum().item<int64_t>(), 0);
+  EXPECT_EQ(d.train.images.size(0), 13);
+  EXPECT_FALSE(d.valid.images.defined());
+  // The same split every time, for the test set alone too.
+  EXPECT_TRUE(data::load_test_set(dir / "one", 0, options).test.labels.equal(d.test.labels));
+  options.test_split = 0.5;
+  EXPECT_EQ(data::load_dataset(dir / "one", 0, options).test.images.size(0), 5 + 3);
+  options.test_split = 1.0;
+  expect_error([&] { data::load_dataset(dir / "one", 0, options); }, "--test-split", "between 0 and 1");
+
+  for (const char* split : {"train", "val", "test"})
+    for (const char* c : {"x", "y"}) write_tree_image(dir / "three" / split / c / "1.png", split[0]);
+  options.test_split = 0.2;
+  const data::Dataset given = data::load_dataset(dir / "three", 0, options);
+  ASSERT_TRUE(given.valid.images.defined());
+  EXPECT_EQ(given.valid.images.size(0), 2);
+  EXPECT_EQ(given.valid.images.max().item<int64_t>(), 'v');
+  write_tree_image(dir / "three" / "val" / "z" / "1.png", 1);
+  expect_error([&] { data::load_dataset(dir / "three", 0, options); }, "val/z",
+               "is a class the training images do not have");
+}
+
+// A grey PGM of 28x28 pixels all `value`: its size does not depend on the pixels.
+void write_pgm(const std::filesystem::path& file, uint8_t value) {
+  std::filesystem::create_directories(file.parent_path());
+  write_file_atomically(file, "P5\n28 28\n255\n" + std::string(784, static_cast<char>(value)));
+}
+
+TEST(ImageFolder, DecodedTreesAreCachedUntilAFileChanges) {
+  TempDir dir;
+  setenv("CONVKIT_CACHE_DIR", (dir / "cache").c_str(), 1);
+  for (const char* split : {"train", "test"})
+    for (int i = 0; i < 3; ++i) write_pgm(dir / "tree" / split / "a" / (std::to_string(i) + ".pgm"), 10);
+  const data::Dataset first = data::load_dataset(dir / "tree");
+  ASSERT_EQ(std::distance(std::filesystem::directory_iterator(dir / "cache"), {}), 1);
+  const auto cache_file = std::filesystem::directory_iterator(dir / "cache")->path();
+  // The same pixels rewritten with another value but the old modification time: the key is the
+  // same, so the cached pixels come back, which shows the cache was read.
+  const auto image = dir / "tree" / "train" / "a" / "0.pgm";
+  const auto when = std::filesystem::last_write_time(image);
+  write_pgm(image, 99);
+  std::filesystem::last_write_time(image, when);
+  EXPECT_TRUE(data::load_dataset(dir / "tree").train.images.equal(first.train.images));
+  // A changed file (a new time) is decoded again.
+  std::filesystem::last_write_time(image, when + std::chrono::seconds(5));
+  EXPECT_EQ(data::load_dataset(dir / "tree").train.images.max().item<int64_t>(), 99);
+  // A cut or corrupt cache file is not trusted: the tree is decoded again and the file rewritten.
+  for (const auto& entry : std::filesystem::directory_iterator(dir / "cache")) {
+    const auto bytes = read_file_bytes(entry.path());
+    write_file_atomically(entry.path(), std::string(bytes.begin(), bytes.end() - 7));
+  }
+  write_pgm(image, 42);
+  std::filesystem::last_write_time(image, when);
+  const auto cut = std::filesystem::file_size(cache_file);
+  EXPECT_EQ(data::load_dataset(dir / "tree").train.images.max().item<int64_t>(), 42);
+  EXPECT_EQ(std::filesystem::file_size(cache_file), cut + 7);
+  // Other decoding settings are another key.
+  data::DataOptions rgb;
+  rgb.channels = 3;
+  EXPECT_EQ(data::load_dataset(dir / "tree", 0, rgb).shape().channels, 3);
+  // An unwritable cache folder only costs the decoding.
+  setenv("CONVKIT_CACHE_DIR", "/proc/convkit-cache", 1);
+  EXPECT_EQ(data::load_dataset(dir / "tree").train.images.size(0), 3);
+  unsetenv("CONVKIT_CACHE_DIR");
 }

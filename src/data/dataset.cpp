@@ -9,6 +9,7 @@
 #include <regex>
 
 #include "data/cifar.h"
+#include "data/dataset_cache.h"
 #include "data/idx.h"
 #include "data/image_file.h"
 #include "data/image_folder.h"
@@ -115,29 +116,83 @@ void check_memory(const fs::path& dir, int64_t images, ImageShape shape, uint64_
                                static_cast<double>(need) / (1 << 30), static_cast<double>(budget) / (1 << 30)));
 }
 
-Dataset load_folder_dataset(const fs::path& dir, int64_t limit, bool with_train, const DataOptions& options) {
-  Dataset d;
-  const ImageFolderListing train = list_image_folder(dir / "train");
-  d.classes = train.classes;
-  if (!fs::is_directory(dir / "test"))
-    throw file_error((dir / "test").string(), "is missing: image folders need train/<class>/ and test/<class>/");
-  const ImageFolderListing test = list_image_folder(dir / "test", &d.classes);
-  std::vector<const ImageFolderListing*> listings = {&test};
-  if (with_train) listings.insert(listings.begin(), &train);
-  const FolderShape found = survey_image_folders(listings, limit, options);
-  check_memory(dir, found.images, found.shape, options.max_memory);
-  if (with_train) {
-    const DecodedFolder decoded = decode_image_folder(train, found.shape, limit, options.skip_bad);
-    d.train = decoded.split;
-    note_skipped(decoded, "training", d);
+bool is_directory(const fs::path& path) {
+  std::error_code ec;
+  return fs::is_directory(path, ec);
+}
+
+// The listings of a tree's splits (train, val, test; an empty listing for a split that is not
+// read): train/, val/ and test/ folders, or one tree split by `options.test_split`.
+std::vector<ImageFolderListing> list_folder_splits(const fs::path& dir, bool with_train, const DataOptions& options) {
+  if (!is_directory(dir / "train")) {
+    if (!(options.test_split > 0 && options.test_split < 1))
+      throw Error("--test-split: must be between 0 and 1 (the share of each class tested)");
+    auto [train, test] = split_image_folder(list_image_folder(dir), options.test_split);
+    if (!with_train) train.files.clear(), train.labels.clear();
+    return {train, ImageFolderListing{train.classes, {}, {}}, test};
   }
-  const DecodedFolder decoded = decode_image_folder(test, found.shape, limit, options.skip_bad);
-  d.test = decoded.split;
-  note_skipped(decoded, "test", d);
+  ImageFolderListing train = list_image_folder(dir / "train");
+  if (!is_directory(dir / "test"))
+    throw file_error((dir / "test").string(),
+                     "is missing: image folders need train/<class>/ and test/<class>/ (or one tree DIR/<class>/)");
+  ImageFolderListing test = list_image_folder(dir / "test", &train.classes);
+  ImageFolderListing val{train.classes, {}, {}};
+  if (with_train && is_directory(dir / "val")) val = list_image_folder(dir / "val", &train.classes);
+  if (!with_train) train.files.clear(), train.labels.clear();
+  return {train, val, test};
+}
+
+// How the files are decoded, for the cache's key.
+std::string decoding_of(int64_t limit, const DataOptions& o) {
+  return strprintf("channels %lld size %lldx%lld limit %lld skip_bad %d test_split %.17g",
+                   static_cast<long long>(o.channels), static_cast<long long>(o.height),
+                   static_cast<long long>(o.width), static_cast<long long>(limit), o.skip_bad ? 1 : 0, o.test_split);
+}
+
+Dataset load_folder_dataset(const fs::path& dir, int64_t limit, bool with_train, const DataOptions& options) {
+  const std::vector<ImageFolderListing> listings = list_folder_splits(dir, with_train, options);
+  std::vector<fs::path> files;
+  for (const ImageFolderListing& l : listings) {
+    const auto n = static_cast<size_t>(limit > 0 ? std::min<int64_t>(limit, l.files.size()) : l.files.size());
+    files.insert(files.end(), l.files.begin(), l.files.begin() + n);
+  }
+  const std::string key = dataset_cache_key(files, decoding_of(limit, options));
+  const fs::path cache = dataset_cache_file(key);
+  if (options.cache && !cache.empty()) {
+    if (std::optional<Dataset> cached = read_dataset_cache(cache, key)) {
+      const int64_t images = cached->train.images.size(0) + cached->test.images.size(0) +
+                             (cached->valid.images.defined() ? cached->valid.images.size(0) : 0);
+      check_memory(dir, images, cached->shape(), options.max_memory);
+      return *cached;
+    }
+  }
+  std::vector<const ImageFolderListing*> surveyed;
+  for (const ImageFolderListing& l : listings) surveyed.push_back(&l);
+  const FolderShape found = survey_image_folders(surveyed, limit, options);
+  check_memory(dir, found.images, found.shape, options.max_memory);
+  Dataset d;
+  d.classes = listings[0].classes;
+  const char* names[] = {"training", "validation", "test"};
+  Split* splits[] = {&d.train, &d.valid, &d.test};
+  for (size_t s = 0; s < listings.size(); ++s) {
+    if (s == 1 && listings[s].files.empty()) continue;  // no val/ folder
+    const DecodedFolder decoded = decode_image_folder(listings[s], found.shape, limit, options.skip_bad);
+    *splits[s] = decoded.split;
+    note_skipped(decoded, names[s], d);
+  }
+  if (options.cache && !cache.empty()) write_dataset_cache(cache, key, d);  // unwritable: decoded each time
   return d;
 }
 
 enum class Format { Idx, Folder, Cifar };
+
+// Whether `dir` holds at least one folder that is not hidden: a tree DIR/<class>/....
+bool has_class_folders(const fs::path& dir) {
+  std::error_code ec;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec))
+    if (it->is_directory(ec) && it->path().filename().string().rfind('.', 0) != 0) return true;
+  return false;
+}
 
 Format format_of(const fs::path& dir, const DataOptions& options) {
   if (options.format == "idx") return Format::Idx;
@@ -149,6 +204,7 @@ Format format_of(const fs::path& dir, const DataOptions& options) {
   if (is_cifar_dataset(dir)) return Format::Cifar;
   if (fs::is_directory(dir / "train", ec)) return Format::Folder;
   if (!fs::exists(dir, ec)) throw file_error(dir.string(), "does not exist (--data)");
+  if (has_class_folders(dir)) return Format::Folder;  // one tree, split by --test-split
   throw file_error(dir.string(), std::string("holds no dataset: neither IDX files (") + kTrainFiles.images + "[.gz], " +
                                      kTestFiles.images +
                                      "[.gz], ...), nor image folders (train/<class>/, test/<class>/), nor CIFAR "

@@ -46,6 +46,7 @@ struct Split {
 
 struct Dataset {
   Split train;  // all the training images (before the train/valid split)
+  Split valid;  // image folders' val/ when there is one (then nothing is split from train); else empty
   Split test;
   std::vector<std::string> classes;  // index = label
   std::string skipped;               // image files skipped with skip_bad, said in a line; empty if none
@@ -60,12 +61,17 @@ struct DataOptions {
   bool skip_bad = false;          // image folders: skip files that cannot be decoded, and count them
   bool coarse_labels = false;     // CIFAR-100: the 20 superclasses rather than the 100 classes
   uint64_t max_memory = 0;        // bytes the decoded images and their model input may take (0: half the machine's)
+  double test_split = 0.2;        // one image-folder tree (DIR/<class>/...): the share of each class tested
+  bool cache = true;              // image folders: keep the decoded images in the cache folder and reuse them
 };
 
 // The dataset in `dir`, as `options.format` names it or as told by what `dir` holds:
 // - IDX files (train-* and t10k-*, each raw or .gz): classes from a `classes.txt` beside them (one
 //   name a line), else FashionMNIST's when the files are FashionMNIST's, else the labels' digits;
-// - image folders `dir/train/<class>/...` and `dir/test/<class>/...`: classes from the folders;
+// - image folders `dir/train/<class>/...` and `dir/test/<class>/...` (and `dir/val/<class>/...`,
+//   the validation images, when there is one), or one tree `dir/<class>/...` whose images are
+//   split into training and test by a fixed seed (options.test_split of each class tested):
+//   classes from the folders;
 // - CIFAR-10 or CIFAR-100 binary files: classes from their names files.
 // `limit` > 0 keeps only the first `limit` images of each split. Then the images are converted
 // to `options`' channels and size, when given.

@@ -6,8 +6,10 @@
 #include <algorithm>
 #include <array>
 #include <cctype>
+#include <cmath>
 #include <cstring>
 #include <map>
+#include <random>
 
 #include "data/image.h"
 #include "data/image_file.h"
@@ -96,6 +98,32 @@ ImageFolderListing list_image_folder(const fs::path& root, const std::vector<std
     listing.labels.insert(listing.labels.end(), files.size(), known - listing.classes.begin());
   }
   return listing;
+}
+
+std::pair<ImageFolderListing, ImageFolderListing> split_image_folder(const ImageFolderListing& all, double test_share) {
+  constexpr uint64_t kTestSplitSeed = 0x5eed7e57;
+  std::mt19937_64 engine(kTestSplitSeed);
+  ImageFolderListing train{all.classes, {}, {}}, test{all.classes, {}, {}};
+  size_t start = 0;
+  while (start < all.files.size()) {
+    size_t end = start;
+    while (end < all.files.size() && all.labels[end] == all.labels[start]) ++end;
+    const size_t n = end - start;
+    std::vector<size_t> order(n);
+    for (size_t i = 0; i < n; ++i) order[i] = i;
+    for (size_t i = n; i > 1; --i) std::swap(order[i - 1], order[engine() % i]);  // Fisher-Yates
+    size_t tested = static_cast<size_t>(std::llround(test_share * static_cast<double>(n)));
+    if (n >= 2) tested = std::clamp<size_t>(tested, 1, n - 1);
+    std::vector<char> is_test(n, 0);
+    for (size_t k = 0; k < tested && n >= 2; ++k) is_test[order[k]] = 1;
+    for (size_t i = 0; i < n; ++i) {
+      ImageFolderListing& to = is_test[i] ? test : train;
+      to.files.push_back(all.files[start + i]);
+      to.labels.push_back(all.labels[start + i]);
+    }
+    start = end;
+  }
+  return {train, test};
 }
 
 FolderShape survey_image_folders(const std::vector<const ImageFolderListing*>& listings, int64_t limit,

@@ -33,6 +33,12 @@ bool is_image_file_name(const std::string& name);
 ImageFolderListing list_image_folder(const std::filesystem::path& root,
                                      const std::vector<std::string>* classes = nullptr);
 
+// One tree's files split into training and test: within each class a shuffle with a fixed seed
+// picks round(test_share * n) files for the test (at least one, and one fewer than n, for a class
+// of two files or more), the rest train; both keep the listing's order. The same tree and share
+// always give the same split, whatever the run's seed, so eval tests on what training left out.
+std::pair<ImageFolderListing, ImageFolderListing> split_image_folder(const ImageFolderListing& all, double test_share);
+
 // The shape a tree's images are decoded to, and how many there are.
 struct FolderShape {
   ImageShape shape;

@@ -16,6 +16,7 @@ data::DataOptions data_options(const TrainOptions& o) {
   d.skip_bad = o.skip_bad;
   d.coarse_labels = o.label == "coarse";
   d.max_memory = static_cast<uint64_t>(o.max_memory) << 20;
+  d.test_split = o.test_split;
   return d;
 }
 

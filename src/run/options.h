@@ -33,6 +33,7 @@ struct TrainOptions {
   bool skip_bad = false;       // image folders: skip files that cannot be decoded, and say how many
   std::string label = "fine";  // CIFAR-100: fine (100 classes) or coarse (20)
   int64_t max_memory = 0;      // MiB the images may take in memory; 0: half the machine's
+  double test_split = 0.2;     // one image-folder tree (DIR/<class>/...): the share of each class tested
 
   bool exact = false;  // LibTorch's kernels only: bit-identical to the Python tutorial, slower
   bool test = true;    // evaluate the test sets (sweeps select on validation only)
@@ -56,6 +57,7 @@ std::filesystem::path out_dir_for(const TrainOptions& options);
 data::DataOptions data_options(const TrainOptions& options);
 
 // The settings that say how a dataset is read, by key: `eval` takes them too.
-inline constexpr const char* kDataSettings[] = {"dataset", "channels", "image_size", "skip_bad", "label", "max_memory"};
+inline constexpr const char* kDataSettings[] = {"dataset", "channels",   "image_size", "skip_bad",
+                                                "label",   "max_memory", "test_split"};
 
 }  // namespace convkit::run

@@ -94,6 +94,12 @@ const std::vector<Setting>& all_settings() {
            "machine's)",
            FieldOf<int64_t>([](TrainOptions& o) -> int64_t& { return o.max_memory; }),
            [](const TrainOptions& o) { return count_in(o.max_memory, 0, int64_t{1} << 30, "a number of MiB"); }},
+          {"test_split", "--test-split",
+           "One image-folder tree (DIR/<class>/...): the share of each class kept for the test, by a fixed seed",
+           FieldOf<double>([](TrainOptions& o) -> double& { return o.test_split; }),
+           [](const TrainOptions& o) {
+             return std::string(o.test_split > 0 && o.test_split < 1 ? "" : "must be between 0 and 1");
+           }},
           {"limit", "--limit", "Use only the first N training and test images (0: all)",
            FieldOf<int64_t>([](TrainOptions& o) -> int64_t& { return o.limit; }),
            [](const TrainOptions& o) {

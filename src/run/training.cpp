@@ -38,17 +38,34 @@ struct TrainingData {
   torch::Tensor valid_inputs, valid_labels;
 };
 
+// A val/ folder's images join the training images after them, so that one tensor holds every
+// image the run trains or validates on, as the tutorial's does; returns how many there are.
+int64_t take_in_given_validation(data::Dataset& d) {
+  if (!d.valid.images.defined() || d.valid.images.size(0) == 0) return 0;
+  const int64_t n = d.valid.images.size(0);
+  d.train = {torch::cat({d.train.images, d.valid.images}), torch::cat({d.train.labels, d.valid.labels})};
+  d.valid = {};
+  return n;
+}
+
+// The split when validation images were given: the last `valid` of the `n` images.
+data::TrainValidIndices given_split(int64_t n, int64_t valid) {
+  return {torch::arange(0, n - valid, torch::kInt64), torch::arange(n - valid, n, torch::kInt64)};
+}
+
 TrainingData load_training_data(const TrainOptions& options, std::ostream& out) {
   TrainingData d;
   d.data = data::load_dataset(options.data_dir, options.limit, data_options(options));
   if (!d.data.skipped.empty()) out << d.data.skipped << "\n";
+  const int64_t given_valid = take_in_given_validation(d.data);
   d.norm = data::normalization_from(d.data.train.images);
   out << "Classes: " << d.data.classes.size() << " (" << join(d.data.classes, ", ") << ") | images "
       << d.data.shape().str() << " (channels x height x width)\n";
   out << strprintf("Normalisation: %s (from %lld training images)\n", d.norm.str().c_str(),
                    static_cast<long long>(d.data.train.images.size(0)));
   d.train_inputs = data::to_model_input(d.data.train.images, d.norm);
-  d.split = data::random_split(d.data.train.images.size(0));
+  d.split = given_valid > 0 ? given_split(d.data.train.images.size(0), given_valid)
+                            : data::random_split(d.data.train.images.size(0));
   if (d.split.train.size(0) == 0 || d.split.valid.size(0) == 0) {
     throw file_error(options.data_dir, "has " + std::to_string(d.data.train.images.size(0)) +
                                            " training images: too few to split 90/10 into training and validation");
