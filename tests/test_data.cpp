@@ -6,6 +6,7 @@
 #include <fstream>
 
 #include "data/batches.h"
+#include "data/cifar.h"
 #include "data/dataset.h"
 #include "data/idx.h"
 #include "data/image_file.h"
@@ -527,10 +528,10 @@ TEST(Cifar, CorruptFilesAreRefusedNamingThem) {
       },
       "high.bin", "label 10 of record 0 is beyond the 10 class names");
   std::filesystem::create_directories(dir / "ten");
-  write_file_atomically(dir / "ten" / "test_batch.bin", good);
+  write_file_atomically(dir / "ten" / "test_batch.bin", cifar_record({3}, 5));
   write_file_atomically(dir / "ten" / "batches.meta.txt", "a\nb\n");
   expect_error([&] { data::load_dataset(dir / "ten"); }, "data_batch_1.bin", "");
-  expect_error([&] { data::load_test_set(dir / "ten"); }, "test_batch.bin", "label 1 of record 0 is beyond the 2");
+  expect_error([&] { data::load_test_set(dir / "ten"); }, "test_batch.bin", "label 3 of record 0 is beyond the 2");
   std::filesystem::remove(dir / "ten" / "batches.meta.txt");
   expect_error([&] { data::load_test_set(dir / "ten"); }, "batches.meta.txt", "");
 }

@@ -158,11 +158,28 @@ TEST(Checkpoint, CorruptFilesGiveClearErrors) {
 TEST(Checkpoint, InfoTravelsBesideTheWeights) {
   TempDir dir;
   EXPECT_FALSE(checkpoint::read_checkpoint_info(dir / "model.pt").has_value());
-  checkpoint::write_checkpoint_info(dir / "model.pt", {"mlp", 10, 0.25f, 0.5f});
+  checkpoint::write_checkpoint_info(dir / "model.pt", {"mlp", 10, {{0.25f}, {0.5f}}});
   const auto info = checkpoint::read_checkpoint_info(dir / "model.pt");
   ASSERT_TRUE(info.has_value());
   EXPECT_EQ(info->model, "mlp");
-  EXPECT_FLOAT_EQ(info->std, 0.5f);
+  EXPECT_EQ(info->normalization.std, std::vector<float>{0.5f});
+  EXPECT_EQ(info->shape, data::ImageShape{});
+  // Colour: a mean and std per channel, and the input's shape.
+  checkpoint::write_checkpoint_info(
+      dir / "model.pt", {"lenet", 3, {{0.4f, 0.5f, 0.6f}, {0.2f, 0.25f, 0.3f}}, {"cat", "dog", "frog"}, {3, 32, 24}});
+  const auto colour = checkpoint::read_checkpoint_info(dir / "model.pt");
+  EXPECT_EQ(colour->shape, (data::ImageShape{3, 32, 24}));
+  EXPECT_EQ(colour->normalization.mean, (std::vector<float>{0.4f, 0.5f, 0.6f}));
+  // Files written before shapes were recorded are FashionMNIST's 1x28x28.
+  write_file_atomically(dir / "model.json",
+                        R"({"format": "convkit-checkpoint-1", "model": "lenet", "num_classes": 10,
+                            "normalization": {"mean": 0.286, "std": 0.353}})");
+  EXPECT_EQ(checkpoint::read_checkpoint_info(dir / "model.pt")->shape, data::ImageShape{});
+  write_file_atomically(dir / "model.json",
+                        R"({"format": "convkit-checkpoint-1", "model": "lenet", "num_classes": 10,
+                            "input": {"channels": 3, "height": 28, "width": 28},
+                            "normalization": {"mean": 0.286, "std": 0.353}})");
+  EXPECT_THROW(checkpoint::read_checkpoint_info(dir / "model.pt"), Error);  // one mean for three channels
   write_file_atomically(dir / "model.json", "{\"format\": \"convkit-checkpoint-1\", \"model\": 3}");
   EXPECT_THROW(checkpoint::read_checkpoint_info(dir / "model.pt"), Error);
 }

@@ -116,7 +116,7 @@ void check_memory(const fs::path& dir, int64_t images, ImageShape shape, uint64_
                                static_cast<double>(need) / (1 << 30), static_cast<double>(budget) / (1 << 30)));
 }
 
-bool is_directory(const fs::path& path) {
+bool is_folder(const fs::path& path) {
   std::error_code ec;
   return fs::is_directory(path, ec);
 }
@@ -124,7 +124,7 @@ bool is_directory(const fs::path& path) {
 // The listings of a tree's splits (train, val, test; an empty listing for a split that is not
 // read): train/, val/ and test/ folders, or one tree split by `options.test_split`.
 std::vector<ImageFolderListing> list_folder_splits(const fs::path& dir, bool with_train, const DataOptions& options) {
-  if (!is_directory(dir / "train")) {
+  if (!is_folder(dir / "train")) {
     if (!(options.test_split > 0 && options.test_split < 1))
       throw Error("--test-split: must be between 0 and 1 (the share of each class tested)");
     auto [train, test] = split_image_folder(list_image_folder(dir), options.test_split);
@@ -132,12 +132,12 @@ std::vector<ImageFolderListing> list_folder_splits(const fs::path& dir, bool wit
     return {train, ImageFolderListing{train.classes, {}, {}}, test};
   }
   ImageFolderListing train = list_image_folder(dir / "train");
-  if (!is_directory(dir / "test"))
+  if (!is_folder(dir / "test"))
     throw file_error((dir / "test").string(),
                      "is missing: image folders need train/<class>/ and test/<class>/ (or one tree DIR/<class>/)");
   ImageFolderListing test = list_image_folder(dir / "test", &train.classes);
   ImageFolderListing val{train.classes, {}, {}};
-  if (with_train && is_directory(dir / "val")) val = list_image_folder(dir / "val", &train.classes);
+  if (with_train && is_folder(dir / "val")) val = list_image_folder(dir / "val", &train.classes);
   if (!with_train) train.files.clear(), train.labels.clear();
   return {train, val, test};
 }
@@ -203,7 +203,7 @@ Format format_of(const fs::path& dir, const DataOptions& options) {
   if (has_idx_file(dir, kTrainFiles.images) || has_idx_file(dir, kTestFiles.images)) return Format::Idx;
   if (is_cifar_dataset(dir)) return Format::Cifar;
   if (fs::is_directory(dir / "train", ec)) return Format::Folder;
-  if (!fs::exists(dir, ec)) throw file_error(dir.string(), "does not exist (--data)");
+  if (!fs::exists(dir, ec)) throw file_error(dir.string(), "data directory does not exist (--data)");
   if (has_class_folders(dir)) return Format::Folder;  // one tree, split by --test-split
   throw file_error(dir.string(), std::string("holds no dataset: neither IDX files (") + kTrainFiles.images + "[.gz], " +
                                      kTestFiles.images +

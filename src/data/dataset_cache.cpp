@@ -6,6 +6,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "util/error.h"
 #include "util/files.h"
 #include "util/format.h"
 
