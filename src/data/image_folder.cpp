@@ -70,6 +70,17 @@ std::vector<fs::path> images_in(const fs::path& folder, size_t& total) {
   return files;
 }
 
+// The picture's interleaved channels as planes, [C, H, W]: the common case, without tensor ops.
+void copy_planar(const Picture& image, uint8_t* out) {
+  const size_t plane = static_cast<size_t>(image.width) * image.height;
+  if (image.channels == 1) {
+    std::memcpy(out, image.pixels.data(), plane);
+    return;
+  }
+  for (size_t p = 0; p < plane; ++p)
+    for (int c = 0; c < image.channels; ++c) out[c * plane + p] = image.pixels[p * image.channels + c];
+}
+
 }  // namespace
 
 bool is_image_file_name(const std::string& name) {
@@ -187,9 +198,13 @@ DecodedFolder decode_image_folder(const ImageFolderListing& listing, ImageShape 
       for (int64_t i = begin; i < end; ++i) {
         try {
           const Picture image = read_picture(listing.files[i], static_cast<int>(shape.channels));
-          const torch::Tensor pixels =
-              resize_images(picture_tensor(image).unsqueeze(0), shape.height, shape.width).contiguous();
-          std::memcpy(out + i * values, pixels.data_ptr<uint8_t>(), values);
+          if (image.height == shape.height && image.width == shape.width) {
+            copy_planar(image, out + i * values);
+          } else {
+            const torch::Tensor pixels =
+                resize_images(picture_tensor(image).unsqueeze(0), shape.height, shape.width).contiguous();
+            std::memcpy(out + i * values, pixels.data_ptr<uint8_t>(), values);
+          }
           decoded[i] = 1;
         } catch (const std::exception& e) {
           errors[i] = e.what();
