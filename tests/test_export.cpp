@@ -112,6 +112,37 @@ TEST(Export, TorchScriptWithPreprocessingTakesRawPixelsOfEitherType) {
   EXPECT_LT(max_diff(ts.forward({pixels.to(torch::kFloat)}).toTensor(), expected), 1e-6);
 }
 
+TEST(Export, ColourNetworksExportWithTheirShapeAndANormalisationPerChannel) {
+  torch::manual_seed(5);
+  auto model = models::make_model("lenet", 4, {3, 32, 24});
+  model->eval();
+  checkpoint::CheckpointInfo info;
+  info.model = "lenet";
+  info.num_classes = 4;
+  info.classes = {"a", "b", "c", "d"};
+  info.shape = {3, 32, 24};
+  info.normalization = {{0.49f, 0.48f, 0.45f}, {0.25f, 0.24f, 0.26f}};
+  deploy::ExportSettings settings;
+  settings.with_preprocessing = true;
+  const auto net = deploy::exportable_network(*model, false);
+  torch::jit::Module ts = load_torchscript(deploy::torchscript_module_bytes(net, info, settings));
+  const torch::Tensor pixels = torch::randint(0, 256, {5, 3, 32, 24}).to(torch::kUInt8);
+  const torch::Tensor expected = logits(*model, data::to_model_input(pixels, info.normalization));
+  EXPECT_LT(max_diff(ts.forward({pixels}).toTensor(), expected), 1e-5);
+  EXPECT_EQ(ts.attr("mean").toDoubleList().size(), 3u);
+  onnx::ModelProto proto;
+  ASSERT_TRUE(proto.ParseFromString(deploy::onnx_model_bytes(net, info, settings)));
+  EXPECT_NO_THROW(onnx::checker::check_model(proto));
+  const auto& shape = proto.graph().input(0).type().tensor_type().shape();
+  ASSERT_EQ(shape.dim_size(), 4);
+  EXPECT_EQ(shape.dim(1).dim_value(), 3);
+  EXPECT_EQ(shape.dim(2).dim_value(), 32);
+  EXPECT_EQ(shape.dim(3).dim_value(), 24);
+  for (const auto& init : proto.graph().initializer()) {
+    if (init.name() == "normalization_mean") EXPECT_EQ(init.dims_size(), 3) << "a [3, 1, 1] constant";
+  }
+}
+
 TEST(Export, OnnxPassesTheCheckerAndCarriesTheFacts) {
   for (const auto& name : kNetworks) {
     auto model = trained_looking(name);

@@ -204,7 +204,7 @@ TEST(HostileFiles, OnlyConvkitsOwnModelJsonIsTakenForIt) {
   EXPECT_FALSE(checkpoint::read_checkpoint_info(dir / "model.pt").has_value());  // no "format": not convkit's
   write_file_atomically(dir / "model.json", "not json at all");
   EXPECT_FALSE(checkpoint::read_checkpoint_info(dir / "model.pt").has_value());
-  checkpoint::write_checkpoint_info(dir / "model.pt", {"mlp", 10, {{0.25f}, {0.5f}}});
+  checkpoint::write_checkpoint_info(dir / "model.pt", {"mlp", 10, {{0.25f}, {0.5f}}, data::class_names(), {}});
   EXPECT_EQ(checkpoint::read_checkpoint_info(dir / "model.pt")->model, "mlp");
   EXPECT_EQ(checkpoint::read_checkpoint_info(dir / "model.pt")->classes, data::class_names());
   // Convkit's, with class names that do not fit its class count.

@@ -158,7 +158,7 @@ TEST(Checkpoint, CorruptFilesGiveClearErrors) {
 TEST(Checkpoint, InfoTravelsBesideTheWeights) {
   TempDir dir;
   EXPECT_FALSE(checkpoint::read_checkpoint_info(dir / "model.pt").has_value());
-  checkpoint::write_checkpoint_info(dir / "model.pt", {"mlp", 10, {{0.25f}, {0.5f}}});
+  checkpoint::write_checkpoint_info(dir / "model.pt", {"mlp", 10, {{0.25f}, {0.5f}}, data::class_names(), {}});
   const auto info = checkpoint::read_checkpoint_info(dir / "model.pt");
   ASSERT_TRUE(info.has_value());
   EXPECT_EQ(info->model, "mlp");

@@ -3,6 +3,7 @@
 // pixels and returns probabilities; the class names come from model.json beside model.pt.
 //   deploy_opencv MODEL.onnx MODEL.json IMAGE...
 // Prints the lines `convkit predict` prints: "FILE: NAME (P%) | top 3: NAME P%, ...".
+// It prepares pictures for grey 28x28 networks (FashionMNIST's kind) and refuses others.
 #include <opencv2/dnn.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
@@ -49,6 +50,15 @@ int main(int argc, char** argv) {
     std::vector<std::string> classes;
     cv::FileStorage info(argv[2], cv::FileStorage::READ | cv::FileStorage::FORMAT_JSON);
     for (const auto& name : info["classes"]) classes.push_back(name.string());
+    const cv::FileNode input = info["input"];  // absent in files written before shapes were recorded
+    if (!input.empty() && (static_cast<int>(input["channels"]) != 1 || static_cast<int>(input["height"]) != 28 ||
+                           static_cast<int>(input["width"]) != 28)) {
+      std::fprintf(stderr,
+                   "deploy_opencv: %s: the network takes %dx%dx%d images; this example prepares grey 28x28 ones\n",
+                   argv[2], static_cast<int>(input["channels"]), static_cast<int>(input["height"]),
+                   static_cast<int>(input["width"]));
+      return 2;
+    }
     int failures = 0;
     for (int a = 3; a < argc; ++a) {
       const cv::Mat grey = cv::imread(argv[a], cv::IMREAD_GRAYSCALE);
