@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 
@@ -70,8 +71,9 @@ bool pnm_header_numbers_fit(const std::vector<uint8_t>& b) {
 }
 
 // The size from the header first: a small file may declare an enormous picture, and
-// to_mnist_pixels pads it to a square of its longer side.
-void check_picture_size(int w, int h, const std::string& name) {
+// to_model_pixels pads it to a square of its longer side.
+void check_picture_size(int64_t w, int64_t h, const std::string& name) {
+  if (w <= 0 || h <= 0) throw file_error(name, "cannot decode image (a header of no pixels)");
   const uint64_t side = static_cast<uint64_t>(std::max(w, h));
   if (side * side > kMaxImagePixels)
     throw file_error(name, "image of " + std::to_string(w) + "x" + std::to_string(h) +
@@ -145,7 +147,7 @@ PictureHeader png_header(const std::vector<uint8_t>& bytes, const std::string& n
   const uint32_t w = be32(16), h = be32(20);
   if (w == 0 || h == 0 || w > INT_MAX || h > INT_MAX)
     throw file_error(name, "cannot decode image (PNG: image of no pixels)");
-  check_picture_size(static_cast<int>(w), static_cast<int>(h), name);
+  check_picture_size(w, h, name);
   const uint8_t colour_type = bytes[25];
   return {static_cast<int>(w), static_cast<int>(h), (colour_type & 2) ? 3 : 1};  // bit 2: colour or palette
 }
@@ -168,12 +170,22 @@ void check_stb_format(const std::vector<uint8_t>& bytes, const std::string& name
   throw file_error(name, std::string("cannot decode image (") + (reason ? reason : "unknown reason") + ")");
 }
 
-// BMP, GIF, TGA and PNM, in the file's own channels: grey (and alpha) or colour (and alpha).
-Picture decode_with_stb(const std::vector<uint8_t>& bytes, const std::string& name) {
+// A BMP, GIF, TGA or PNM header as stb reads it. A file whose header stb cannot read is refused
+// rather than decoded unchecked. stb 2.27 gives a top-down BMP's height as a negative number
+// (its decoder takes the absolute value): the check is on what will be decoded.
+PictureHeader stb_header(const std::vector<uint8_t>& bytes, const std::string& name) {
   check_stb_format(bytes, name);
   int w = 0, h = 0, channels = 0;
-  if (stbi_info_from_memory(bytes.data(), static_cast<int>(bytes.size()), &w, &h, &channels))
-    check_picture_size(w, h, name);
+  if (!stbi_info_from_memory(bytes.data(), static_cast<int>(bytes.size()), &w, &h, &channels)) stb_error(name);
+  const int64_t width = std::abs(static_cast<int64_t>(w)), height = std::abs(static_cast<int64_t>(h));
+  check_picture_size(width, height, name);
+  return {static_cast<int>(width), static_cast<int>(height), channels >= 3 ? 3 : 1};
+}
+
+// BMP, GIF, TGA and PNM, in the file's own channels: grey (and alpha) or colour (and alpha).
+Picture decode_with_stb(const std::vector<uint8_t>& bytes, const std::string& name) {
+  stb_header(bytes, name);
+  int w = 0, h = 0, channels = 0;
   const std::unique_ptr<uint8_t, void (*)(void*)> data(
       stbi_load_from_memory(bytes.data(), static_cast<int>(bytes.size()), &w, &h, &channels, 0), stbi_image_free);
   if (!data) stb_error(name);
@@ -220,11 +232,7 @@ PictureHeader decode_picture_header(const std::vector<uint8_t>& bytes, const std
     return jpeg_header(jpeg.get(), bytes, name, colourspace);
   }
   if (is_png(bytes)) return png_header(bytes, name);
-  check_stb_format(bytes, name);
-  int w = 0, h = 0, channels = 0;
-  if (!stbi_info_from_memory(bytes.data(), static_cast<int>(bytes.size()), &w, &h, &channels)) stb_error(name);
-  check_picture_size(w, h, name);
-  return {w, h, channels >= 3 ? 3 : 1};
+  return stb_header(bytes, name);
 }
 
 void write_png(const std::filesystem::path& file, const Picture& image) {
