@@ -179,6 +179,12 @@ PictureHeader stb_header(const std::vector<uint8_t>& bytes, const std::string& n
   if (!stbi_info_from_memory(bytes.data(), static_cast<int>(bytes.size()), &w, &h, &channels)) stb_error(name);
   const int64_t width = std::abs(static_cast<int64_t>(w)), height = std::abs(static_cast<int64_t>(h));
   check_picture_size(width, height, name);
+  // stb reads past the end of a file as zeros, so a tiny file could make it fill a huge picture.
+  // The best any of these formats compresses is GIF's LZW, about 2,700 pixels a byte.
+  constexpr uint64_t kMaxPixelsPerByte = 4096;
+  if (static_cast<uint64_t>(width * height) > bytes.size() * kMaxPixelsPerByte)
+    throw file_error(name, "cannot decode image (a header of " + std::to_string(width) + "x" + std::to_string(height) +
+                               " pixels in a file of " + std::to_string(bytes.size()) + " bytes: cut or corrupt)");
   return {static_cast<int>(width), static_cast<int>(height), channels >= 3 ? 3 : 1};
 }
 
