@@ -139,7 +139,9 @@ TEST(Export, ColourNetworksExportWithTheirShapeAndANormalisationPerChannel) {
   EXPECT_EQ(shape.dim(2).dim_value(), 32);
   EXPECT_EQ(shape.dim(3).dim_value(), 24);
   for (const auto& init : proto.graph().initializer()) {
-    if (init.name() == "normalization_mean") EXPECT_EQ(init.dims_size(), 3) << "a [3, 1, 1] constant";
+    if (init.name() == "normalization_mean") {
+      EXPECT_EQ(init.dims_size(), 3) << "a [3, 1, 1] constant";
+    }
   }
 }
 

@@ -34,15 +34,6 @@ Split read_records(const fs::path& file, int label_bytes, int label_index, int64
                              classes);
 }
 
-Split concatenate(const std::vector<Split>& parts) {
-  std::vector<torch::Tensor> images, labels;
-  for (const Split& s : parts) {
-    images.push_back(s.images);
-    labels.push_back(s.labels);
-  }
-  return {torch::cat(images), torch::cat(labels)};
-}
-
 }  // namespace
 
 bool is_cifar_dataset(const fs::path& dir) {

@@ -153,8 +153,7 @@ Dataset load_folder_dataset(const fs::path& dir, int64_t limit, bool with_train,
   const std::vector<ImageFolderListing> listings = list_folder_splits(dir, with_train, options);
   std::vector<fs::path> files;
   for (const ImageFolderListing& l : listings) {
-    const auto n = static_cast<size_t>(limit > 0 ? std::min<int64_t>(limit, l.files.size()) : l.files.size());
-    files.insert(files.end(), l.files.begin(), l.files.begin() + n);
+    files.insert(files.end(), l.files.begin(), l.files.begin() + files_to_read(l, limit));
   }
   const std::string key = dataset_cache_key(files, decoding_of(limit, options));
   const fs::path cache = dataset_cache_file(key);
@@ -353,6 +352,15 @@ Split load_split(const fs::path& dir, IdxStems stems, int64_t limit) {
   split.labels =
       torch::from_blob(labels.bytes.data(), {labels.dims[0]}, torch::kUInt8).slice(0, 0, n).to(torch::kInt64);
   return split;
+}
+
+Split concatenate(const std::vector<Split>& parts) {
+  std::vector<torch::Tensor> images, labels;
+  for (const Split& s : parts) {
+    images.push_back(s.images);
+    labels.push_back(s.labels);
+  }
+  return {torch::cat(images), torch::cat(labels)};
 }
 
 Split first(const Split& split, int64_t n) {

@@ -103,6 +103,9 @@ torch::Tensor resize_images(const torch::Tensor& images, int64_t height, int64_t
 // Loads one IDX images/labels pair (kTrainFiles or kTestFiles) and checks they agree.
 Split load_split(const std::filesystem::path& dir, IdxStems stems, int64_t limit = 0);
 
+// The splits' images and labels one after another.
+Split concatenate(const std::vector<Split>& parts);
+
 // The first `n` images and labels of `split`.
 Split first(const Split& split, int64_t n);
 

@@ -2,6 +2,8 @@
 
 #include <torch/torch.h>
 
+#include <cstring>
+
 #include "data/dataset.h"
 #include "util/error.h"
 
@@ -29,11 +31,20 @@ bool has_light_background(const Picture& image) {
   return count > 0 && sum / count > 127.5;
 }
 
+void copy_planar(const Picture& image, uint8_t* out) {
+  const size_t plane = static_cast<size_t>(image.width) * image.height;
+  if (image.channels == 1) {
+    std::memcpy(out, image.pixels.data(), plane);
+    return;
+  }
+  for (size_t p = 0; p < plane; ++p)
+    for (int c = 0; c < image.channels; ++c) out[c * plane + p] = image.pixels[p * image.channels + c];
+}
+
 torch::Tensor picture_tensor(const Picture& image) {
-  return torch::from_blob(const_cast<uint8_t*>(image.pixels.data()), {image.height, image.width, image.channels},
-                          torch::kUInt8)
-      .permute({2, 0, 1})
-      .contiguous();
+  torch::Tensor planes = torch::empty({image.channels, image.height, image.width}, torch::kUInt8);
+  copy_planar(image, planes.data_ptr<uint8_t>());
+  return planes;
 }
 
 torch::Tensor to_model_pixels(const Picture& image, Invert invert, ImageShape shape) {

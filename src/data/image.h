@@ -18,6 +18,10 @@ Invert parse_invert(const std::string& value);  // "auto" | "yes" | "no"
 // light background.
 bool has_light_background(const Picture& image);
 
+// The picture's interleaved channels as planes, [C, H, W], written to `out`
+// (channels * height * width bytes).
+void copy_planar(const Picture& image, uint8_t* out);
+
 // uint8 [C, H, W] of the picture as it is.
 torch::Tensor picture_tensor(const Picture& image);
 

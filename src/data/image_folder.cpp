@@ -70,18 +70,12 @@ std::vector<fs::path> images_in(const fs::path& folder, size_t& total) {
   return files;
 }
 
-// The picture's interleaved channels as planes, [C, H, W]: the common case, without tensor ops.
-void copy_planar(const Picture& image, uint8_t* out) {
-  const size_t plane = static_cast<size_t>(image.width) * image.height;
-  if (image.channels == 1) {
-    std::memcpy(out, image.pixels.data(), plane);
-    return;
-  }
-  for (size_t p = 0; p < plane; ++p)
-    for (int c = 0; c < image.channels; ++c) out[c * plane + p] = image.pixels[p * image.channels + c];
-}
-
 }  // namespace
+
+int64_t files_to_read(const ImageFolderListing& listing, int64_t limit) {
+  const auto all = static_cast<int64_t>(listing.files.size());
+  return limit > 0 ? std::min(limit, all) : all;
+}
 
 bool is_image_file_name(const std::string& name) {
   static const std::array<const char*, 11> kEndings = {".jpg", ".jpeg", ".png",  ".ppm", ".bmp", ".pgm",
@@ -141,9 +135,7 @@ FolderShape survey_image_folders(const std::vector<const ImageFolderListing*>& l
                                  const DataOptions& options) {
   std::vector<const fs::path*> files;
   for (const ImageFolderListing* listing : listings) {
-    const auto n = static_cast<size_t>(limit > 0 ? std::min<int64_t>(limit, listing->files.size())
-                                                 : static_cast<int64_t>(listing->files.size()));
-    for (size_t i = 0; i < n; ++i) files.push_back(&listing->files[i]);
+    for (int64_t i = 0; i < files_to_read(*listing, limit); ++i) files.push_back(&listing->files[i]);
   }
   const auto n = static_cast<int64_t>(files.size());
   std::vector<PictureHeader> headers(n);
@@ -184,7 +176,7 @@ FolderShape survey_image_folders(const std::vector<const ImageFolderListing*>& l
 }
 
 DecodedFolder decode_image_folder(const ImageFolderListing& listing, ImageShape shape, int64_t limit, bool skip_bad) {
-  const int64_t n = limit > 0 ? std::min<int64_t>(limit, listing.files.size()) : listing.files.size();
+  const int64_t n = files_to_read(listing, limit);
   torch::Tensor images = torch::empty({n, shape.channels, shape.height, shape.width}, torch::kUInt8);
   std::vector<std::string> errors(n);
   std::vector<char> decoded(n, 0);  // char: threads write neighbours

@@ -19,6 +19,9 @@ struct ImageFolderListing {
   std::vector<int64_t> labels;               // per file, an index into `classes`
 };
 
+// How many of the listing's files are read: the first `limit`, or all when `limit` is 0.
+int64_t files_to_read(const ImageFolderListing& listing, int64_t limit);
+
 // Bounds on a tree: the files it may hold and how deep its folders may nest.
 inline constexpr size_t kMaxFolderImages = size_t{10} << 20;
 inline constexpr int kMaxFolderDepth = 32;

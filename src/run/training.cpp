@@ -43,7 +43,7 @@ struct TrainingData {
 int64_t take_in_given_validation(data::Dataset& d) {
   if (!d.valid.images.defined() || d.valid.images.size(0) == 0) return 0;
   const int64_t n = d.valid.images.size(0);
-  d.train = {torch::cat({d.train.images, d.valid.images}), torch::cat({d.train.labels, d.valid.labels})};
+  d.train = data::concatenate({d.train, d.valid});
   d.valid = {};
   return n;
 }
