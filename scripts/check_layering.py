@@ -2,7 +2,7 @@
 """Fails when a file under src/ includes a header from a layer above its own.
 
 The layers, lowest first, are the folders of src/ (docs/design.md explains each):
-    util <- data <- models <- train <- checkpoint <- eval <- deploy <- report <- run <- cli
+    util <- dist <- data <- models <- train <- checkpoint <- eval <- deploy <- report <- run <- cli
 A file may include headers of its own layer and of the layers below it. Every folder of src/
 must be a known layer, and every project header an include names must exist.
 Usage: scripts/check_layering.py [SRC_DIR]   (default: the src/ beside this script)
@@ -11,7 +11,7 @@ import pathlib
 import re
 import sys
 
-LAYERS = ["util", "data", "models", "train", "checkpoint", "eval", "deploy", "report", "run", "cli"]
+LAYERS = ["util", "dist", "data", "models", "train", "checkpoint", "eval", "deploy", "report", "run", "cli"]
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.MULTILINE)
 
 

@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(
-  build-essential cmake ninja-build pkg-config time
+  build-essential cmake ninja-build pkg-config time iproute2 procps
   libtorch-dev libgloo-dev libopenblas0-pthread zlib1g-dev
   libcli11-dev nlohmann-json3-dev libstb-dev libturbojpeg0-dev libpng-dev
   libgtest-dev clang libfuzzer-14-dev libclang-rt-14-dev

@@ -13,18 +13,12 @@
 namespace convkit::checkpoint {
 namespace {
 
-// Runs `read` on the archive in `file`; LibTorch's errors become one line naming the file.
+// Runs `read` on the archive in `bytes`; LibTorch's errors become one line naming `file`.
 template <class Read>
-auto read_resume_archive(const std::filesystem::path& file, Read read) {
-  if (!std::filesystem::exists(file)) {
-    throw file_error(file.string(), "missing: the run has no completed epoch to resume from");
-  }
-  require_regular_file(file);
-  // LibTorch's reader allocates what each record declares: the sizes are checked first.
-  const ZipArchive checked(file);
+auto read_resume_archive(const std::string& bytes, const std::filesystem::path& file, Read read) {
   try {
     torch::serialize::InputArchive archive;
-    archive.load_from(file.string());
+    archive.load_from(bytes.data(), bytes.size());
     return read(archive);
   } catch (const c10::Error& e) {
     throw file_error(file.string(), "corrupt resume state (" + first_line(e.what_without_backtrace()) + ")");
@@ -51,16 +45,28 @@ void save_resume_point(const std::filesystem::path& file, torch::nn::Module& mod
   write_file_atomically(file, bytes.str());
 }
 
-void load_resume_weights(const std::filesystem::path& file, torch::nn::Module& model) {
-  read_resume_archive(file, [&](torch::serialize::InputArchive& archive) {
+std::string read_resume_file(const std::filesystem::path& file) {
+  if (!std::filesystem::exists(file)) {
+    throw file_error(file.string(), "missing: the run has no completed epoch to resume from");
+  }
+  require_regular_file(file);
+  // LibTorch's reader allocates what each record declares: the sizes are checked first.
+  const ZipArchive checked(file);
+  const std::vector<uint8_t> bytes = read_file_bytes(file);
+  return std::string(bytes.begin(), bytes.end());
+}
+
+void load_resume_weights(const std::string& bytes, const std::filesystem::path& file, torch::nn::Module& model) {
+  read_resume_archive(bytes, file, [&](torch::serialize::InputArchive& archive) {
     torch::serialize::InputArchive model_archive;
     archive.read("model", model_archive);
     model.load(model_archive);
   });
 }
 
-ResumePoint load_resume_point(const std::filesystem::path& file, torch::optim::Optimizer& optimizer) {
-  return read_resume_archive(file, [&](torch::serialize::InputArchive& archive) {
+ResumePoint load_resume_point(const std::string& bytes, const std::filesystem::path& file,
+                              torch::optim::Optimizer& optimizer) {
+  return read_resume_archive(bytes, file, [&](torch::serialize::InputArchive& archive) {
     torch::serialize::InputArchive optimizer_archive;
     archive.read("optimizer", optimizer_archive);
     optimizer.load(optimizer_archive);

@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <limits>
+#include <string>
 
 namespace convkit::checkpoint {
 
@@ -21,12 +22,19 @@ struct ResumePoint {
 void save_resume_point(const std::filesystem::path& file, torch::nn::Module& model, torch::optim::Optimizer& optimizer,
                        const ResumePoint& point);
 
+// The resume archive's bytes, its records' sizes checked; an Error naming the file when it is
+// missing (the run has no completed epoch) or not a resume archive. The loaders below read
+// these bytes, so that one rank can read the file and hand them to the others.
+std::string read_resume_file(const std::filesystem::path& file);
+
 // The resume point's weights. Module::load gives each parameter new storage, so this comes
-// before flatten_parameters ties the parameters to the optimiser's flat buffer.
-void load_resume_weights(const std::filesystem::path& file, torch::nn::Module& model);
+// before flatten_parameters ties the parameters to the optimiser's flat buffer. `file` names
+// where the bytes came from, for errors.
+void load_resume_weights(const std::string& bytes, const std::filesystem::path& file, torch::nn::Module& model);
 
 // The rest of the resume point: the optimiser's state, the generator (set as the global one),
 // the bookkeeping.
-ResumePoint load_resume_point(const std::filesystem::path& file, torch::optim::Optimizer& optimizer);
+ResumePoint load_resume_point(const std::string& bytes, const std::filesystem::path& file,
+                              torch::optim::Optimizer& optimizer);
 
 }  // namespace convkit::checkpoint

@@ -3,6 +3,8 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <string>
+#include <vector>
 
 #include "run/settings.h"
 
@@ -14,7 +16,8 @@ CLI::Option* add_setting_flag(CLI::App& cmd, const run::Setting& setting, run::T
 // The flags that say how a dataset is read (run::kDataSettings), as `train` has them.
 void add_data_flags(CLI::App& cmd, run::TrainOptions& storage);
 
-void add_train_command(CLI::App& app);
+// `argv`: the whole command line, which `--nproc` runs again in each worker.
+void add_train_command(CLI::App& app, const std::vector<std::string>& argv);
 void add_eval_command(CLI::App& app);
 void add_export_command(CLI::App& app);
 // predict and sweep report failures of single images or trials through `exit_code`.

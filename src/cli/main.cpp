@@ -17,7 +17,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", std::string("convkit ") + CONVKIT_VERSION);
   convkit::install_interrupt_handlers();
   int exit_code = 0;
-  convkit::cli::add_train_command(app);
+  convkit::cli::add_train_command(app, std::vector<std::string>(argv, argv + argc));
   convkit::cli::add_eval_command(app);
   convkit::cli::add_predict_command(app, exit_code);
   convkit::cli::add_report_command(app);

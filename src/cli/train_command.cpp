@@ -1,8 +1,16 @@
+#include <signal.h>
+
+#include <chrono>
 #include <iostream>
 #include <memory>
 #include <variant>
 
+#include <nlohmann/json.hpp>
+
 #include "cli/commands.h"
+#include "dist/environment.h"
+#include "dist/launcher.h"
+#include "dist/process_group.h"
 #include "run/presets.h"
 #include "run/resolve.h"
 #include "run/settings.h"
@@ -31,8 +39,86 @@ void add_data_flags(CLI::App& cmd, run::TrainOptions& storage) {
       if (std::string(key) == setting.key) add_setting_flag(cmd, setting, storage);
 }
 
-void add_train_command(CLI::App& app) {
+namespace {
+
+// How a data-parallel run is started: not settings of the run, but of its processes.
+struct Processes {
+  int nproc = 1;
+  double timeout_seconds = 60;
+  std::chrono::milliseconds timeout() const {
+    return std::chrono::milliseconds(static_cast<int64_t>(timeout_seconds * 1000));
+  }
+};
+
+// The settings to train with. On --resume, a rank other than 0 takes rank 0's: the run
+// directory may be on rank 0's machine only.
+run::TrainOptions options_for_this_rank(const run::TrainRequest& request, const dist::ProcessGroup* group) {
+  if (!group || request.resume_dir.empty()) return run::resolve_train_options(request);
+  const run::TrainOptions resolved = group->is_main() ? run::resolve_train_options(request) : run::TrainOptions();
+  const std::string settings =
+      group->broadcast_bytes(group->is_main() ? run::settings_json(resolved, resolved.threads).dump() : "");
+  if (group->is_main()) return resolved;
+  run::TrainOptions o;
+  run::apply_settings(o, nlohmann::json::parse(settings), "rank 0's settings");
+  o.out_dir = request.resume_dir;
+  o.resume = true;
+  o.quiet = request.flags.quiet;
+  return o;
+}
+
+// This process as one rank of a distributed run when torchrun's variables (or --nproc's) say so.
+std::unique_ptr<dist::ProcessGroup> join_group(const Processes& processes) {
+  const std::optional<dist::Environment> env = dist::environment_from_variables();
+  if (!env || env->world_size == 1) return nullptr;
+  return std::make_unique<dist::ProcessGroup>(*env, processes.timeout());
+}
+
+void train_on_this_process(const run::TrainRequest& request, const Processes& processes) {
+  const std::unique_ptr<dist::ProcessGroup> group = join_group(processes);
+  const std::string rank = group ? "rank " + std::to_string(group->rank()) + ": " : "";
+  std::string dir = request.resume_dir.empty() ? request.out_dir : request.resume_dir;
+  try {
+    const run::TrainOptions options = options_for_this_rank(request, group.get());
+    dir = run::out_dir_for(options).string();
+    run::run_training(options, std::cout, group.get());
+  } catch (const Interrupted& e) {
+    if (group) group->report_failure(e.what());
+    throw Interrupted(e.signal(), rank + e.what() + "; every file in " + dir +
+                                      " is whole: continue with `convkit train --resume " + dir + "`");
+  } catch (const std::exception& e) {
+    if (!group) throw;
+    const std::string message = first_line(e.what());
+    group->report_failure(message);
+    throw Error(rank + message);
+  }
+}
+
+void launch_workers(const run::TrainRequest& request, const Processes& processes,
+                    const std::vector<std::string>& argv) {
+  if (dist::environment_from_variables()) {
+    throw Error(
+        "--nproc: this process is already one of a distributed run's (RANK and WORLD_SIZE are set): "
+        "leave --nproc out under torchrun");
+  }
+  run::validate(run::resolve_train_options(request));  // one message for a bad flag, not one per worker
+  const int code = dist::run_local_workers(dist::without_nproc_flag(argv), processes.nproc, processes.timeout());
+  if (code == 0) return;
+  const std::string dir = run::out_dir_for(run::resolve_train_options(request)).string();
+  if (code > 128 && (code - 128 == SIGINT || code - 128 == SIGTERM)) {
+    throw Interrupted(code - 128, "interrupted by " + signal_name(code - 128) +
+                                      ": the workers stopped; every file in " + dir +
+                                      " is whole: continue with `convkit train --nproc " +
+                                      std::to_string(processes.nproc) + " --resume " + dir + "`");
+  }
+  throw Error("--nproc " + std::to_string(processes.nproc) + ": the distributed run failed (exit status " +
+              std::to_string(code) + "); " + dir + " keeps the last completed epoch (`--resume " + dir + "`)");
+}
+
+}  // namespace
+
+void add_train_command(CLI::App& app, const std::vector<std::string>& argv) {
   auto request = std::make_shared<run::TrainRequest>();
+  auto processes = std::make_shared<Processes>();
   CLI::App* cmd =
       app.add_subcommand("train", "Train a network the tutorial's way (on FashionMNIST unless --data says otherwise)");
   for (const run::Setting& setting : run::settings())
@@ -46,18 +132,25 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--resume", request->resume_dir,
                   "Continue the run in this directory from its last completed epoch, with its settings");
   cmd->add_flag("--quiet", request->flags.quiet, "No progress bars");
+  cmd->add_option("--nproc", processes->nproc,
+                  "Data-parallel training on N processes of this machine (c10d, Gloo); --threads is split between "
+                  "them and --batch-size stays the global batch. Under torchrun, leave it out: its RANK, WORLD_SIZE, "
+                  "MASTER_ADDR and MASTER_PORT start the same")
+      ->check(CLI::Range(1, 256));
+  cmd->add_option("--dist-timeout", processes->timeout_seconds,
+                  "Seconds a distributed run waits for a rank (rendezvous, every collective) before it stops with "
+                  "an error naming the rank")
+      ->check(CLI::Range(0.1, 86400.0))
+      ->capture_default_str();
   cmd->add_flag(
       "--no-report", [request](int64_t) { request->flags.report = false; }, "Skip figures/ and report.html");
-  cmd->callback([cmd, request] {
+  cmd->callback([cmd, request, processes, argv] {
     for (const run::Setting& setting : run::settings())
       if (setting.flag && cmd->get_option(setting.flag)->count()) request->given.insert(setting.key);
-    const run::TrainOptions options = run::resolve_train_options(*request);
-    try {
-      run::run_training(options, std::cout);
-    } catch (const Interrupted& e) {
-      const std::string dir = run::out_dir_for(options).string();
-      throw Interrupted(e.signal(), std::string(e.what()) + "; every file in " + dir +
-                                        " is whole: continue with `convkit train --resume " + dir + "`");
+    if (processes->nproc > 1) {
+      launch_workers(*request, *processes, argv);
+    } else {
+      train_on_this_process(*request, *processes);
     }
   });
 }

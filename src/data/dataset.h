@@ -63,6 +63,7 @@ struct DataOptions {
   uint64_t max_memory = 0;        // bytes the decoded images and their model input may take (0: half the machine's)
   double test_split = 0.2;        // one image-folder tree (DIR/<class>/...): the share of each class tested
   bool cache = true;              // image folders: keep the decoded images in the cache folder and reuse them
+  bool write_cache = true;        // false: use a cached copy but never write one (a distributed run's other ranks)
 };
 
 // The dataset in `dir`, as `options.format` names it or as told by what `dir` holds:
@@ -108,5 +109,9 @@ Split concatenate(const std::vector<Split>& parts);
 
 // The first `n` images and labels of `split`.
 Split first(const Split& split, int64_t n);
+
+// A 64-bit hash of every image and label (training, validation, test) and of the class names:
+// how the processes of a distributed run check that they read the same data.
+uint64_t fingerprint(const Dataset& d);
 
 }  // namespace convkit::data

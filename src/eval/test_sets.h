@@ -17,9 +17,11 @@ struct TestResults {
 };
 
 // Test set, then the test set with each image rotated by its own random angle in
-// [-rotation, rotation]; draws from the global generator in the tutorial's order.
+// [-rotation, rotation]; draws from the global generator in the tutorial's order. With a group,
+// the ranks share the batches (train::evaluate).
 TestResults evaluate_test_sets(models::ClassifierImpl& model, const data::Split& test, const data::Normalization& norm,
-                               double rotation, int64_t batch_size, const torch::Device& device, bool progress);
+                               double rotation, int64_t batch_size, const torch::Device& device, bool progress,
+                               const dist::ProcessGroup* group = nullptr);
 
 // The tutorial's two result lines: "Test Loss: ... | Test Acc: ...%" and the rotated one.
 std::string test_lines(const TestResults& results);

@@ -35,6 +35,7 @@ struct TrainOptions {
   int64_t max_memory = 0;      // MiB the images may take in memory; 0: half the machine's
   double test_split = 0.2;     // one image-folder tree (DIR/<class>/...): the share of each class tested
 
+  int world_size = 1;  // processes of a data-parallel run: recorded, set by the run (--nproc or torchrun)
   bool exact = false;  // LibTorch's kernels only: bit-identical to the Python tutorial, slower
   bool test = true;    // evaluate the test sets (sweeps select on validation only)
 

@@ -4,6 +4,7 @@
 
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <ostream>
 
 #include "checkpoint/model_info.h"
@@ -11,6 +12,8 @@
 #include "checkpoint/state_dict.h"
 #include "data/normalization.h"
 #include "data/split.h"
+#include "dist/environment.h"
+#include "dist/process_group.h"
 #include "eval/test_sets.h"
 #include "models/registry.h"
 #include "report/run_report.h"
@@ -28,6 +31,30 @@
 
 namespace convkit::run {
 namespace {
+
+// Where this process stands: alone, or one rank of a data-parallel group, of which only rank 0
+// prints and writes.
+struct Place {
+  const dist::ProcessGroup* group = nullptr;
+  bool main = true;
+  std::ostream& out;  // rank 0's: the caller's stream; the others': discarded
+};
+
+// Parameters and buffers (batch norm's running statistics), in registration order.
+std::vector<torch::Tensor> model_state(const models::ClassifierImpl& model, bool with_parameters) {
+  std::vector<torch::Tensor> state = with_parameters ? model.parameters() : std::vector<torch::Tensor>{};
+  for (const auto& b : model.buffers()) state.push_back(b);
+  return state;
+}
+
+// What the ranks must share for their numbers to be one run's: the settings (except the threads,
+// each rank's share, and --data, a path that may differ between machines) ...
+nlohmann::json shared_settings(const TrainOptions& options) {
+  nlohmann::json s = settings_json(options, 0);
+  s.erase("threads");
+  s.erase("data_dir");
+  return s;
+}
 
 // The training images in model-input form, and the validation split taken from them.
 struct TrainingData {
@@ -53,9 +80,22 @@ data::TrainValidIndices given_split(int64_t n, int64_t valid) {
   return {torch::arange(0, n - valid, torch::kInt64), torch::arange(n - valid, n, torch::kInt64)};
 }
 
-TrainingData load_training_data(const TrainOptions& options, std::ostream& out) {
+// ... and the data, by content.
+nlohmann::json data_identity(const data::Dataset& d) {
+  return {{"train_images", d.train.images.size(0)},
+          {"test_images", d.test.images.size(0)},
+          {"shape", d.shape().str()},
+          {"classes", d.classes},
+          {"fingerprint", strprintf("%016llx", static_cast<unsigned long long>(data::fingerprint(d)))}};
+}
+
+TrainingData load_training_data(const TrainOptions& options, const Place& place) {
+  std::ostream& out = place.out;
   TrainingData d;
-  d.data = data::load_dataset(options.data_dir, options.limit, data_options(options));
+  data::DataOptions how = data_options(options);
+  how.write_cache = place.main;
+  d.data = data::load_dataset(options.data_dir, options.limit, how);
+  if (place.group) place.group->agree("data", data_identity(d.data));
   if (!d.data.skipped.empty()) out << d.data.skipped << "\n";
   const int64_t given_valid = take_in_given_validation(d.data);
   d.norm = data::normalization_from(d.data.train.images);
@@ -86,19 +126,26 @@ struct Network {
   std::unique_ptr<torch::optim::Optimizer> optimizer;
 };
 
-Network build_network(const TrainOptions& options, const RunDir& run, const data::Dataset& data, int threads,
-                      const torch::Device& device, std::ostream& out) {
+Network build_network(const TrainOptions& options, const RunDir& run, const std::string& resume_archive,
+                      const data::Dataset& data, int threads, const torch::Device& device, const Place& place) {
+  std::ostream& out = place.out;
   Network n;
   n.model = models::make_model(options.model, static_cast<int64_t>(data.classes.size()), data.shape());
   n.model->set_exact(options.exact);
   n.model->to(device);
-  if (options.resume) checkpoint::load_resume_weights(run.resume(), *n.model);
+  if (options.resume) checkpoint::load_resume_weights(resume_archive, run.resume(), *n.model);
+  if (place.group) place.group->broadcast(model_state(*n.model, true));  // as DDP starts: rank 0's weights
   out << strprintf("Model: %s (%lld parameters) | device %s | %d threads | %s kernels\n", options.model.c_str(),
                    static_cast<long long>(models::count_parameters(*n.model)), device.str().c_str(), threads,
                    options.exact                   ? "exact"
                    : n.model->convolutions_fused() ? "fused"
                                                    : "fused dense, LibTorch convolution")
       << std::flush;
+  if (place.group) {
+    const int ranks = place.group->size();
+    out << strprintf("Data parallel: %d processes (c10d, Gloo) | global batch %lld, about %lld per process\n", ranks,
+                     static_cast<long long>(options.batch_size), static_cast<long long>(options.batch_size / ranks));
+  }
   // Exact mode keeps the tutorial's per-parameter updates (and its resume.pt layout).
   n.fast = train::prepare_fast_path(*n.model, options.model, threads, device);
   n.optimizer = train::make_optimizer(options.optimizer, n.fast.parameters, options.exact);
@@ -111,22 +158,32 @@ struct RunState {
   std::vector<train::EpochRecord> history;
 };
 
-RunState start_or_resume(const TrainOptions& options, const RunDir& run, torch::optim::Optimizer& optimizer,
-                         const TrainingData& d, std::ostream& out) {
+// resume.pt's bytes: read by rank 0, handed to the others.
+std::string resume_archive(const TrainOptions& options, const RunDir& run, const Place& place) {
+  if (!options.resume) return "";
+  const std::string bytes = place.main ? checkpoint::read_resume_file(run.resume()) : std::string();
+  return place.group ? place.group->broadcast_bytes(bytes) : bytes;
+}
+
+RunState start_or_resume(const TrainOptions& options, const RunDir& run, const std::string& resume_archive,
+                         torch::optim::Optimizer& optimizer, const TrainingData& d, const Place& place) {
+  std::ostream& out = place.out;
   RunState p;
   if (!options.resume) {
     const auto classes = static_cast<int64_t>(d.data.classes.size());
-    checkpoint::write_checkpoint_info(run.model(), {options.model, classes, d.norm, d.data.classes, d.data.shape()});
+    if (place.main) {
+      checkpoint::write_checkpoint_info(run.model(), {options.model, classes, d.norm, d.data.classes, d.data.shape()});
+    }
     return p;
   }
-  p.point = checkpoint::load_resume_point(run.resume(), optimizer);
+  p.point = checkpoint::load_resume_point(resume_archive, run.resume(), optimizer);
   const int64_t done = p.point.completed_epochs;
   // A run whose epochs are done but whose test or report was cut short is finished, not refused.
-  if (done >= options.epochs && std::filesystem::exists(run.metrics())) {
+  if (place.main && done >= options.epochs && std::filesystem::exists(run.metrics())) {
     throw Error("--resume: " + run.dir.string() + " already completed " + std::to_string(done) +
                 " epochs; pass a larger --epochs to train further");
   }
-  p.history = read_history(run, done);
+  if (place.main) p.history = read_history(run, done);
   if (done >= options.epochs) {
     out << "Finishing the run: its " << done << " epochs are done, its test and report are not\n";
   } else {
@@ -136,14 +193,17 @@ RunState start_or_resume(const TrainOptions& options, const RunDir& run, torch::
 }
 
 train::StepSettings step_settings(const TrainOptions& options, const data::Normalization& norm, const Network& net,
-                                  const train::LrSchedule* schedule) {
+                                  const train::LrSchedule* schedule, const Place& place) {
   train::StepSettings s;
   s.label_smoothing = options.label_smoothing;
   s.augmentation = options.augmentation;
   s.background = data::normalized_black(norm);
   s.schedule = schedule;
   s.shards = net.fast.shards;
-  s.optimizer_sums_shards = train::share_shard_gradients(*net.optimizer, net.fast.shards);
+  // A data-parallel step sums the whole gradient over the ranks before the optimiser reads it.
+  s.optimizer_sums_shards = !place.group && train::share_shard_gradients(*net.optimizer, net.fast.shards);
+  s.parallel.group = place.group;
+  s.parallel.parameters = net.fast.parameters;
   return s;
 }
 
@@ -154,36 +214,55 @@ int64_t steps_per_epoch(const TrainOptions& options, const TrainingData& d) {
 
 // One epoch as the tutorial's loop runs it: a fresh shuffle, train, then validate.
 train::EpochRecord run_epoch(int64_t epoch, const TrainOptions& options, const TrainingData& d, Network& net,
-                             train::StepSettings& steps, const torch::Device& device) {
+                             train::StepSettings& steps, const torch::Device& device, const Place& place) {
   const Stopwatch clock;
+  const bool progress = !options.quiet && place.main;
+  if (place.group) {
+    // Each rank's own draws (dropout) restart every epoch from (seed, rank, epoch): a resumed run
+    // draws what an uninterrupted one would.
+    const uint64_t rank = static_cast<uint64_t>(place.group->rank());
+    steps.parallel.generator_state = train::generator_state_for_seed(
+        options.seed ^ (0x9E3779B97F4A7C15ULL * (rank + 1)) ^ (0xC2B2AE3D27D4EB4FULL * static_cast<uint64_t>(epoch)));
+  }
   train::draw_loader_base_seed();
   const torch::Tensor order = d.split.train.index_select(0, train::random_sampler_order(d.split.train.size(0)));
   steps.first_step = (epoch - 1) * steps_per_epoch(options, d);
   train::EpochRecord record;
   record.epoch = epoch;
   record.train = train::train_epoch(*net.model, *net.optimizer, d.train_inputs, d.data.train.labels, order,
-                                    options.batch_size, device, steps, !options.quiet);
+                                    options.batch_size, device, steps, progress);
   record.train_seconds = clock.seconds();
+  // Batch norm's running statistics are each rank's own: validation uses rank 0's, as DDP's
+  // buffer broadcast does.
+  if (place.group) place.group->broadcast(model_state(*net.model, false));
   train::draw_loader_base_seed();
   record.valid =
-      train::evaluate(*net.model, d.valid_inputs, d.valid_labels, options.batch_size, device, !options.quiet);
+      train::evaluate(*net.model, d.valid_inputs, d.valid_labels, options.batch_size, device, progress, place.group);
   record.seconds = clock.seconds();
   return record;
 }
 
 // Keeps model.pt at the lowest validation loss, prints the epoch, and records it in
 // history.json and resume.pt so that an interruption loses at most the epoch in progress.
-void finish_epoch(const train::EpochRecord& record, const RunDir& run, Network& net, RunState& p, std::ostream& out) {
-  if (record.valid.loss < p.point.best_valid_loss) {
+void finish_epoch(const train::EpochRecord& record, const RunDir& run, Network& net, RunState& p, const Place& place) {
+  const bool better = record.valid.loss < p.point.best_valid_loss;
+  if (better) {
     p.point.best_valid_loss = record.valid.loss;
     p.point.best_epoch = record.epoch;
-    checkpoint::save_state_dict(*net.model, run.model());
   }
-  out << train::epoch_lines(record) << std::flush;
+  p.point.completed_epochs = record.epoch;
+  if (!place.main) return;
+  if (better) checkpoint::save_state_dict(*net.model, run.model());
+  place.out << train::epoch_lines(record) << std::flush;
   p.history.push_back(record);
   write_history(run, p.history);
-  p.point.completed_epochs = record.epoch;
   checkpoint::save_resume_point(run.resume(), *net.model, *net.optimizer, p.point);
+}
+
+// The best epoch's weights, from model.pt (rank 0's, handed to the others).
+void load_best_weights(const RunDir& run, models::ClassifierImpl& model, const Place& place) {
+  if (place.main) checkpoint::load_state_dict(model, checkpoint::read_state_dict(run.model()), run.model().string());
+  if (place.group) place.group->broadcast(model_state(model, true));
 }
 
 bool stops_early(const TrainOptions& options, const RunState& p, std::ostream& out) {
@@ -194,7 +273,7 @@ bool stops_early(const TrainOptions& options, const RunState& p, std::ostream& o
 }
 
 nlohmann::json run_metrics(const TrainOptions& options, int threads, const TrainingData& d, const Network& net,
-                           const RunState& p, const torch::Device& device) {
+                           const RunState& p, const torch::Device& device, const Place& place) {
   const train::EpochRecord& best = p.history.at(p.point.best_epoch - 1);
   nlohmann::json metrics = settings_json(options, threads);
   metrics.update(
@@ -209,6 +288,15 @@ nlohmann::json run_metrics(const TrainOptions& options, int threads, const Train
         {{"channels", d.data.shape().channels}, {"height", d.data.shape().height}, {"width", d.data.shape().width}}},
        {"examples",
         {{"train", d.split.train.size(0)}, {"valid", d.split.valid.size(0)}, {"test", d.data.test.images.size(0)}}}});
+  if (place.group) {
+    const dist::ProcessGroup& g = *place.group;
+    const int64_t calls = std::max<int64_t>(1, g.allreduce_calls());
+    metrics["distributed"] = {{"backend", "gloo"},
+                              {"world_size", g.size()},
+                              {"allreduce_calls", g.allreduce_calls()},
+                              {"allreduce_seconds", g.allreduce_seconds()},
+                              {"allreduce_seconds_per_call", g.allreduce_seconds() / static_cast<double>(calls)}};
+  }
   return metrics;
 }
 
@@ -238,44 +326,53 @@ void write_outputs(const TrainOptions& options, const RunDir& run, models::Class
 
 }  // namespace
 
-RunResult run_training(const TrainOptions& options, std::ostream& out) {
+RunResult run_training(const TrainOptions& given, std::ostream& out, const dist::ProcessGroup* group) {
+  TrainOptions options = given;
+  options.world_size = group ? group->size() : 1;
   validate(options);
+  std::ostream discard(nullptr);
+  const Place place{group, !group || group->is_main(), !group || group->is_main() ? out : discard};
   const RunDir run{out_dir_for(options)};
-  ensure_writable_dir(run.dir);  // before any work: a bad --out must not cost a training run
-  const RunLock lock(run.dir);
-  const int threads = configure_threads(options.threads);
+  if (place.main) ensure_writable_dir(run.dir);  // before any work: a bad --out must not cost a training run
+  const std::optional<RunLock> lock = place.main ? std::make_optional<RunLock>(run.dir) : std::nullopt;
+  const int threads = configure_threads(
+      group ? dist::threads_per_process(options.threads, group->environment().local_world_size) : options.threads);
   const torch::Device device(resolve_device(options.device));
   const Stopwatch run_clock;
+  if (group) group->agree("settings", shared_settings(options));
 
   // The order of everything that draws from the global generator below mirrors the tutorial.
   torch::manual_seed(options.seed);
-  TrainingData data = load_training_data(options, out);
-  Network net = build_network(options, run, data.data, threads, device, out);
-  RunState state = start_or_resume(options, run, *net.optimizer, data, out);
-  write_file_atomically(run.settings(), settings_json(options, threads).dump(2) + "\n");
+  TrainingData data = load_training_data(options, place);
+  const std::string resume_bytes = resume_archive(options, run, place);
+  Network net = build_network(options, run, resume_bytes, data.data, threads, device, place);
+  RunState state = start_or_resume(options, run, resume_bytes, *net.optimizer, data, place);
+  if (place.main) write_file_atomically(run.settings(), settings_json(options, threads).dump(2) + "\n");
 
   const int64_t epoch_steps = steps_per_epoch(options, data);
   const train::LrSchedule schedule(options.schedule, options.optimizer.lr, epoch_steps, options.epochs * epoch_steps);
   train::StepSettings steps =
-      step_settings(options, data.norm, net, options.schedule.name == "none" ? nullptr : &schedule);
-  bool stopped = options.resume && stops_early(options, state, out);  // it stopped early before
+      step_settings(options, data.norm, net, options.schedule.name == "none" ? nullptr : &schedule, place);
+  bool stopped = options.resume && stops_early(options, state, place.out);  // it stopped early before
   for (int64_t epoch = state.point.completed_epochs + 1; !stopped && epoch <= options.epochs; ++epoch) {
-    finish_epoch(run_epoch(epoch, options, data, net, steps, device), run, net, state, out);
-    stopped = stops_early(options, state, out);
+    finish_epoch(run_epoch(epoch, options, data, net, steps, device, place), run, net, state, place);
+    stopped = stops_early(options, state, place.out);
   }
 
   data.train_inputs = torch::Tensor();  // no longer needed: keeps the peak memory down
-  checkpoint::load_state_dict(*net.model, checkpoint::read_state_dict(run.model()), run.model().string());
+  load_best_weights(run, *net.model, place);
   RunResult result{state.history, state.point.best_epoch, {}, {}, run.dir};
-  nlohmann::json metrics = run_metrics(options, threads, data, net, state, device);
+  nlohmann::json metrics =
+      place.main ? run_metrics(options, threads, data, net, state, device, place) : nlohmann::json();
   if (options.test) {
-    const eval::TestResults tests = eval::evaluate_test_sets(*net.model, data.data.test, data.norm, options.rotation,
-                                                             options.batch_size, device, !options.quiet);
-    out << eval::test_lines(tests);
+    const eval::TestResults tests =
+        eval::evaluate_test_sets(*net.model, data.data.test, data.norm, options.rotation, options.batch_size, device,
+                                 !options.quiet && place.main, group);
+    place.out << eval::test_lines(tests);
     record_tests(tests, result, metrics);
   }
   metrics["total_seconds"] = run_clock.seconds();
-  write_outputs(options, run, *net.model, data, state.history, device, metrics, out);
+  if (place.main) write_outputs(options, run, *net.model, data, state.history, device, metrics, place.out);
   return result;
 }
 }  // namespace convkit::run

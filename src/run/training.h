@@ -9,6 +9,10 @@
 #include "train/history.h"
 #include "train/loop.h"
 
+namespace convkit::dist {
+class ProcessGroup;
+}
+
 namespace convkit::run {
 
 struct RunResult {
@@ -21,6 +25,12 @@ struct RunResult {
 // Seed, data, normalisation, split, model, optimiser, epochs with the best checkpoint, test
 // and rotated test, then model.pt, history.json, metrics.json and the report. Prints the
 // tutorial's lines to `out`.
-RunResult run_training(const TrainOptions& options, std::ostream& out);
+//
+// With a `group`, this process is one rank of a data-parallel run (docs/design.md): every rank
+// takes its slice of each batch of the same order, the gradients are summed over the ranks
+// before each step, validation and test batches are shared out; the ranks first check that
+// their settings and data agree. Only rank 0 prints and writes files; the others read nothing
+// of the run directory either (a resumed run's state comes from rank 0).
+RunResult run_training(const TrainOptions& options, std::ostream& out, const dist::ProcessGroup* group = nullptr);
 
 }  // namespace convkit::run

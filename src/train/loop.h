@@ -5,17 +5,33 @@
 #include <torch/types.h>
 
 #include <functional>
+#include <vector>
 
 #include "data/transforms.h"
 #include "models/classifier.h"
 #include "train/schedule.h"
 #include "train/shards.h"
 
+namespace convkit::dist {
+class ProcessGroup;
+}
+
 namespace convkit::train {
 
 struct EpochStats {
   double loss = 0;  // mean over batches, as the tutorial computes it
   double acc = 0;   // mean over batches, fraction 0..1
+};
+
+// What data-parallel training adds to a step (nothing without a group): each rank takes its
+// slice of every batch (the batches are the same on every rank), the gradients of `parameters`
+// are summed over the ranks before the optimiser steps, and whatever the network draws at
+// random (dropout) comes from this rank's own generator, so that the global one, which orders
+// the batches, stays the same on every rank.
+struct DataParallel {
+  const dist::ProcessGroup* group = nullptr;
+  std::vector<torch::Tensor> parameters;  // the optimiser's (the flat buffer on the fast path)
+  torch::Tensor generator_state;          // this rank's generator, carried from step to step
 };
 
 // What a training pass does besides the tutorial's plain step.
@@ -28,6 +44,7 @@ struct StepSettings {
   std::function<void(int64_t batch)> before_step;  // e.g. a benchmark's timer
   BatchShards shards;                              // see make_shards
   bool optimizer_sums_shards = false;              // see share_shard_gradients
+  DataParallel parallel;
 };
 
 // One pass over `order` (indices into `inputs`) in batches, with optimiser steps. An Error as
@@ -36,8 +53,10 @@ EpochStats train_epoch(models::ClassifierImpl& model, torch::optim::Optimizer& o
                        const torch::Tensor& labels, const torch::Tensor& order, int64_t batch_size,
                        const torch::Device& device, const StepSettings& settings = {}, bool progress = false);
 
-// Loss and accuracy over `inputs` in order, eval mode, no gradients.
+// Loss and accuracy over `inputs` in order, eval mode, no gradients. With a group, each rank
+// evaluates its share of the batches and the sums are added over the ranks.
 EpochStats evaluate(models::ClassifierImpl& model, const torch::Tensor& inputs, const torch::Tensor& labels,
-                    int64_t batch_size, const torch::Device& device, bool progress = false);
+                    int64_t batch_size, const torch::Device& device, bool progress = false,
+                    const dist::ProcessGroup* group = nullptr);
 
 }  // namespace convkit::train

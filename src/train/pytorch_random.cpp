@@ -27,4 +27,9 @@ void set_global_generator_state(const torch::Tensor& state) {
   generator.set_state(state);
 }
 
+torch::Tensor generator_state_for_seed(uint64_t seed) {
+  at::Generator generator = at::make_generator<at::CPUGeneratorImpl>(seed);
+  return generator.get_state();
+}
+
 }  // namespace convkit::train

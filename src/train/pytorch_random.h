@@ -20,4 +20,7 @@ torch::Tensor random_sampler_order(int64_t n);
 torch::Tensor global_generator_state();
 void set_global_generator_state(const torch::Tensor& state);
 
+// The state of a fresh generator seeded with `seed` (a data-parallel rank's own, see DataParallel).
+torch::Tensor generator_state_for_seed(uint64_t seed);
+
 }  // namespace convkit::train

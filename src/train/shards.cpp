@@ -65,13 +65,17 @@ double batch_accuracy(const torch::Tensor& logits, const torch::Tensor& y) {
   return static_cast<float>(correct) / static_cast<float>(y.size(0));
 }
 
-std::pair<double, double> sharded_forward_backward(models::ClassifierImpl& model, const BatchShards& shards, int64_t n,
-                                                   const BatchRows& rows, const LossFn& loss_of, bool sum_gradients) {
-  const int64_t count = std::min<int64_t>(static_cast<int64_t>(shards.replicas.size()) + 1, n);
+std::pair<double, double> sharded_forward_backward(models::ClassifierImpl& model, const BatchShards& shards,
+                                                   int64_t begin, int64_t end, int64_t n, const BatchRows& rows,
+                                                   const LossFn& loss_of, bool sum_gradients) {
+  const int64_t own = end - begin;
+  const int64_t count = std::min<int64_t>(static_cast<int64_t>(shards.replicas.size()) + 1, own);
+  // A rank with no rows of a short batch adds nothing to the gradient summed over the ranks.
+  if (count == 0 && shards.gradient.defined()) shards.gradient.zero_();
   std::vector<double> loss(count), acc(count);
-  at::parallel_for(0, count, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t s = begin; s < end; ++s) {
-      const int64_t lo = n * s / count, hi = n * (s + 1) / count;
+  at::parallel_for(0, count, 1, [&](int64_t first, int64_t last) {
+    for (int64_t s = first; s < last; ++s) {
+      const int64_t lo = begin + own * s / count, hi = begin + own * (s + 1) / count;
       const double share = static_cast<double>(hi - lo) / n;
       models::ClassifierImpl& net = s == 0 ? model : *shards.replicas[s - 1];
       if (shards.gradient.defined()) (s == 0 ? shards.gradient : shards.replica_gradients[s - 1]).zero_();
@@ -85,7 +89,8 @@ std::pair<double, double> sharded_forward_backward(models::ClassifierImpl& model
   });
   // Replicas a short batch left idle hold the last step's gradients; an optimiser summing them
   // must find zeros.
-  for (size_t s = count; s <= shards.replicas.size(); ++s) shards.replica_gradients[s - 1].zero_();
+  for (size_t s = std::max<int64_t>(count, 1); s <= shards.replicas.size(); ++s)
+    shards.replica_gradients[s - 1].zero_();
   if (count > 1 && sum_gradients) {
     // The model's gradient += each replica's, element by element in replica order (the same
     // sums at any thread count), split over the threads.

@@ -44,14 +44,17 @@ using LossFn = std::function<torch::Tensor(const torch::Tensor& logits, const to
 // Images and labels of rows [lo, hi) of the current batch, on the training device.
 using BatchRows = std::function<std::pair<torch::Tensor, torch::Tensor>(int64_t lo, int64_t hi)>;
 
-// Forward and backward of a batch of n images split into shards over the model and its
-// replicas, one shard per thread; each shard gathers its own rows and clears its own gradient
-// buffer. Each shard's loss gradient is its share of the batch, so the summed gradients are
-// the whole batch's mean. Returns the batch's loss and accuracy. Without replicas this is the
-// tutorial's plain step, to the bit (the share is 1.0). `sum_gradients`: add the replicas'
-// gradients into the model's (else the optimiser reads them).
-std::pair<double, double> sharded_forward_backward(models::ClassifierImpl& model, const BatchShards& shards, int64_t n,
-                                                   const BatchRows& rows, const LossFn& loss_of, bool sum_gradients);
+// Forward and backward of rows [begin, end) of a batch of n images, split into shards over the
+// model and its replicas, one shard per thread; each shard gathers its own rows and clears its
+// own gradient buffer. Each shard's loss gradient is its share of the whole batch (its rows / n),
+// so the summed gradients are the rows' part of the batch's mean, and summed over the ranks of a
+// data-parallel run (each with its rows) the whole batch's mean. Returns the rows' part of the
+// batch's loss and accuracy. With all rows and no replicas this is the tutorial's plain step, to
+// the bit (the share is 1.0). `sum_gradients`: add the replicas' gradients into the model's (else
+// the optimiser reads them).
+std::pair<double, double> sharded_forward_backward(models::ClassifierImpl& model, const BatchShards& shards,
+                                                   int64_t begin, int64_t end, int64_t n, const BatchRows& rows,
+                                                   const LossFn& loss_of, bool sum_gradients);
 
 // calculate_accuracy: argmax(1) == y, counted, as float32 / batch size.
 double batch_accuracy(const torch::Tensor& logits, const torch::Tensor& y);

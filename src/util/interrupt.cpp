@@ -36,6 +36,7 @@ void stop_if_interrupted() {
 std::string signal_name(int signal) {
   if (signal == SIGINT) return "SIGINT";
   if (signal == SIGTERM) return "SIGTERM";
+  if (const char* abbreviation = sigabbrev_np(signal)) return std::string("SIG") + abbreviation;
   return "signal " + std::to_string(signal);
 }
 
