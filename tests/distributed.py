@@ -108,6 +108,12 @@ def case_exactness(convkit, tmp):
                 settings = json.load(f)
             check(settings.get("world_size") == ranks and metrics["distributed"]["world_size"] == ranks,
                   f"{model}, {ranks} ranks: run.json and metrics.json record world_size {ranks}")
+            if model == "lenet" and ranks == 2:
+                report = run([convkit, "report", many])
+                with open(os.path.join(many, "report.html")) as f:
+                    html = f.read()
+                check(report.returncode == 0 and "<td>world_size</td><td>2</td>" in html and "2 processes (gloo)" in html,
+                      "the report records the world size and the allreduce time")
             check(metrics["distributed"]["allreduce_calls"] > 0, f"{model}, {ranks} ranks: allreduce time recorded "
                   f"({metrics['distributed']['allreduce_seconds_per_call'] * 1e6:.0f} us a call)")
 

@@ -34,12 +34,19 @@ std::string summary_cards(const nlohmann::json& metrics) {
 
 std::string configuration_table(const nlohmann::json& metrics) {
   std::string h = "<h2>Configuration</h2><table>";
-  for (const char* key : {"model", "parameters", "epochs", "batch_size", "lr", "seed", "threads", "device", "data_dir",
-                          "limit", "rotation_degrees", "total_seconds"}) {
+  for (const char* key : {"model", "parameters", "epochs", "batch_size", "lr", "seed", "world_size", "threads",
+                          "device", "data_dir", "limit", "rotation_degrees", "total_seconds"}) {
     if (!metrics.contains(key)) continue;
     const auto& v = metrics[key];
     h += std::string("<tr><td>") + key + "</td><td>" + html_escape(v.is_string() ? v.get<std::string>() : v.dump()) +
          "</td></tr>";
+  }
+  if (metrics.contains("distributed")) {
+    const auto& d = metrics["distributed"];
+    h += strprintf(
+        "<tr><td>data parallel</td><td>%lld processes (%s), gradient allreduce %.0f &micro;s a call</td></tr>",
+        static_cast<long long>(d.value("world_size", 0)), html_escape(d.value("backend", "")).c_str(),
+        d.value("allreduce_seconds_per_call", 0.0) * 1e6);
   }
   if (metrics.contains("input")) {
     const auto& in = metrics["input"];
