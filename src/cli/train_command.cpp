@@ -100,10 +100,11 @@ void launch_workers(const run::TrainRequest& request, const Processes& processes
         "--nproc: this process is already one of a distributed run's (RANK and WORLD_SIZE are set): "
         "leave --nproc out under torchrun");
   }
-  run::validate(run::resolve_train_options(request));  // one message for a bad flag, not one per worker
+  const run::TrainOptions options = run::resolve_train_options(request);
+  run::validate(options);  // one message for a bad flag, not one per worker
   const int code = dist::run_local_workers(dist::without_nproc_flag(argv), processes.nproc, processes.timeout());
   if (code == 0) return;
-  const std::string dir = run::out_dir_for(run::resolve_train_options(request)).string();
+  const std::string dir = run::out_dir_for(options).string();
   if (code > 128 && (code - 128 == SIGINT || code - 128 == SIGTERM)) {
     throw Interrupted(code - 128, "interrupted by " + signal_name(code - 128) +
                                       ": the workers stopped; every file in " + dir +

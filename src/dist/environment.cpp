@@ -3,9 +3,9 @@
 #include <algorithm>
 #include <charconv>
 #include <cstdlib>
-#include <thread>
 
 #include "util/error.h"
+#include "util/runtime.h"
 
 namespace convkit::dist {
 namespace {
@@ -61,8 +61,7 @@ std::optional<Environment> environment_from_variables() {
 }
 
 int threads_per_process(int threads, int local_world_size) {
-  const int budget = threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  return std::max(1, budget / std::max(1, local_world_size));
+  return std::max(1, thread_budget(threads) / std::max(1, local_world_size));
 }
 
 }  // namespace convkit::dist

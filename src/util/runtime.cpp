@@ -19,8 +19,12 @@ void pin_blas_to_one_thread() {
   }
 }
 
+int thread_budget(int requested) {
+  return requested > 0 ? requested : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+}
+
 int configure_threads(int requested) {
-  const int threads = requested > 0 ? requested : std::max(1u, std::thread::hardware_concurrency());
+  const int threads = thread_budget(requested);
   // LibTorch parallelises over the batch itself; OpenBLAS spawning its own threads inside
   // each of those calls doubles the runnable threads and more than halves throughput.
   pin_blas_to_one_thread();

@@ -5,6 +5,9 @@
 
 namespace convkit {
 
+// The threads `requested` means: itself when positive, else all cores (at least one).
+int thread_budget(int requested);
+
 // Sets LibTorch's intra-op threads to `requested` (<= 0: all cores) and pins OpenBLAS to one
 // thread, so the two pools never oversubscribe the cores. Returns the thread count in use.
 int configure_threads(int requested);
