@@ -127,16 +127,19 @@ struct ProcessGroup::Impl {
   void acknowledge() const { store->set(key("ack", env.rank), bytes_of("1")); }
 
   // The store lives in rank 0's process: when rank 0 stops, it keeps the store up until the
-  // others have read why, have ended, or never came (or the timeout passed).
+  // others have read why, have ended, or never came. Bounded past the timeout: a rank blocked in
+  // Gloo's connection (which waits up to the timeout) must still find the store when it gives up.
   void linger_while_others_read() const noexcept {
     if (!hosts_store()) return;
     try {
       const std::string host = this_host();
-      const auto deadline = Clock::now() + timeout;
+      const auto deadline = Clock::now() + timeout + kRollCallGrace;
       for (int r = 1; r < env.world_size && Clock::now() < deadline;) {
-        const bool done =
-            has(key("ack", r)) || !has(key("rank", r)) ||
-            (member(r).at("host").get<std::string>() == host && process_ended(member(r).at("pid").get<int64_t>()));
+        // A rank that claimed its RANK is waited for even before it has announced itself.
+        const bool never_came = store->add(key("claim", r), 0) == 0;
+        const bool done = never_came || has(key("ack", r)) ||
+                          (has(key("rank", r)) && member(r).at("host").get<std::string>() == host &&
+                           process_ended(member(r).at("pid").get<int64_t>()));
         if (done) {
           ++r;
         } else {
