@@ -268,6 +268,46 @@ size_t count_of(const std::string& text, const std::string& needle) {
 
 }  // namespace
 
+TEST(Cli, RecipesAreRecordedAndAWeightAveragedRunResumesExactly) {
+  TempDir dir;
+  const std::string common =
+      " --model c8k3p1bn-mp2-dr0.1-fc32bn --limit 1500 --threads 2 --quiet --no-report --ema 0.99 --tta flip,shift"
+      " --mixup 0.2 --cutmix 1 --aug-erase 0.3 --warmup 0.5 --optimizer sgdw --nesterov --lr 0.05"
+      " --weight-decay 5e-4 --no-decay-norms --bn-momentum 0.2";
+  ASSERT_EQ(run_convkit("train --epochs 3 --out " + (dir / "whole").string() + common).exit_code, 0);
+  ASSERT_EQ(run_convkit("train --epochs 1 --out " + (dir / "split").string() + common).exit_code, 0);
+  const auto r = run_convkit("train --resume " + (dir / "split").string() + " --epochs 3 --threads 2 --quiet");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto whole = read_json(dir / "whole" / "metrics.json"), split = read_json(dir / "split" / "metrics.json");
+  for (const char* key : {"test_loss", "test_acc", "rotated_test_acc", "best_epoch"}) {
+    EXPECT_EQ(whole[key], split[key]) << key;
+  }
+  // model.pt holds the weight average: the same bytes either way, and not the trained weights.
+  EXPECT_EQ(read_file_bytes(dir / "whole" / "model.pt"), read_file_bytes(dir / "split" / "model.pt"));
+  const auto settings = read_json(dir / "whole" / "run.json");
+  EXPECT_EQ(settings["ema"], 0.99);
+  EXPECT_EQ(settings["tta"], "flip,shift");
+  EXPECT_EQ(settings["mixup"], 0.2);
+  EXPECT_EQ(settings["cutmix"], 1.0);
+  EXPECT_EQ(settings["aug_erase"], 0.3);
+  EXPECT_EQ(settings["warmup"], 0.5);
+  EXPECT_EQ(settings["optimizer"], "sgdw");
+  EXPECT_EQ(settings["no_decay_norms"], true);
+  EXPECT_EQ(settings["bn_momentum"], 0.2);
+  // eval reads the run's test-time augmentation: the same test accuracy as the run's.
+  const auto e = run_convkit("eval --checkpoint " + (dir / "whole" / "model.pt").string() + " --limit 1500 --json");
+  ASSERT_EQ(e.exit_code, 0) << e.err;
+  EXPECT_NEAR(nlohmann::json::parse(e.out)["test_acc"].get<double>(), whole["test_acc"].get<double>(), 1e-9) << e.out;
+
+  expect_one_line_error(run_convkit("train --limit 100 --tta mirror"), "--tta: 'mirror'");
+  expect_one_line_error(run_convkit("train --limit 100 --ema 1"), "--ema must be in [0, 1)");
+  expect_one_line_error(run_convkit("train --limit 100 --mixup -1"), "--mixup must be from 0 (off) to 100");
+  expect_one_line_error(run_convkit("train --limit 100 --aug-erase 2"), "--aug-erase must be in [0, 1]");
+  expect_one_line_error(run_convkit("train --limit 100 --bn-momentum 0"), "--bn-momentum must be in (0, 1]");
+  expect_one_line_error(run_convkit("train --limit 100 --warmup -1"), "--warmup must be a number of epochs");
+  expect_one_line_error(run_convkit("train --limit 100 --optimizer sgdx"), "--optimizer must be one of");
+}
+
 TEST(Cli, FiguresReportAndComparison) {
   TempDir dir;
   const std::string lenet = (dir / "lenet").string(), mlp = (dir / "mlp").string();
@@ -275,8 +315,8 @@ TEST(Cli, FiguresReportAndComparison) {
   ASSERT_EQ(run_convkit("train --model mlp --limit 2000 --epochs 1 --quiet --out " + mlp).exit_code, 0);
 
   auto metrics = read_json(dir / "lenet" / "metrics.json");
-  const std::vector<std::string> expected = {"samples", "accuracy", "loss", "confusion", "mistakes",
-                                             "filters", "pca",      "tsne", "rotation"};
+  const std::vector<std::string> expected = {"samples",  "accuracy", "loss", "confusion", "reliability", "mistakes",
+                                             "saliency", "filters",  "pca",  "tsne",      "rotation"};
   ASSERT_EQ(metrics["figures"].size(), expected.size()) << metrics["figures"];
   for (const auto& name : expected) {
     EXPECT_TRUE(png_is_real(dir / "lenet" / "figures" / (name + ".png"))) << name;

@@ -28,9 +28,15 @@ auto read_resume_archive(const std::string& bytes, const std::filesystem::path& 
 }  // namespace
 
 void save_resume_point(const std::filesystem::path& file, torch::nn::Module& model, torch::optim::Optimizer& optimizer,
-                       const ResumePoint& point) {
+                       const ResumePoint& point, train::WeightAverage* average) {
   torch::serialize::OutputArchive archive, model_archive, optimizer_archive;
   model.save(model_archive);
+  if (average) {
+    torch::serialize::OutputArchive average_archive;
+    average->model().save(average_archive);
+    archive.write("average", average_archive);
+    archive.write("average_updates", torch::tensor(average->updates()));
+  }
   optimizer.save(optimizer_archive);
   archive.write("model", model_archive);
   archive.write("optimizer", optimizer_archive);
@@ -61,6 +67,17 @@ void load_resume_weights(const std::string& bytes, const std::filesystem::path& 
     torch::serialize::InputArchive model_archive;
     archive.read("model", model_archive);
     model.load(model_archive);
+  });
+}
+
+void load_resume_average(const std::string& bytes, const std::filesystem::path& file, train::WeightAverage& average) {
+  read_resume_archive(bytes, file, [&](torch::serialize::InputArchive& archive) {
+    torch::serialize::InputArchive average_archive;
+    torch::Tensor updates;
+    if (!archive.try_read("average", average_archive) || !archive.try_read("average_updates", updates))
+      throw file_error(file.string(), "has no weight average to resume --ema from");
+    average.model().load(average_archive);
+    average.set_updates(updates.item<int64_t>());
   });
 }
 

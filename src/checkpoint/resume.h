@@ -8,6 +8,8 @@
 #include <limits>
 #include <string>
 
+#include "train/weight_average.h"
+
 namespace convkit::checkpoint {
 
 // Besides the weights, the optimiser's state (Adam's moments and step counts) and the global
@@ -18,9 +20,9 @@ struct ResumePoint {
   int64_t best_epoch = 0;
 };
 
-// Written atomically; reads the global generator's state.
+// Written atomically; reads the global generator's state. With --ema, the weight average too.
 void save_resume_point(const std::filesystem::path& file, torch::nn::Module& model, torch::optim::Optimizer& optimizer,
-                       const ResumePoint& point);
+                       const ResumePoint& point, train::WeightAverage* average = nullptr);
 
 // The resume archive's bytes, its records' sizes checked; an Error naming the file when it is
 // missing (the run has no completed epoch) or not a resume archive. The loaders below read
@@ -31,6 +33,10 @@ std::string read_resume_file(const std::filesystem::path& file);
 // before flatten_parameters ties the parameters to the optimiser's flat buffer. `file` names
 // where the bytes came from, for errors.
 void load_resume_weights(const std::string& bytes, const std::filesystem::path& file, torch::nn::Module& model);
+
+// The weight average's network and its count of updates; an Error naming `file` when the
+// archive has none.
+void load_resume_average(const std::string& bytes, const std::filesystem::path& file, train::WeightAverage& average);
 
 // The rest of the resume point: the optimiser's state, the generator (set as the global one),
 // the bookkeeping.

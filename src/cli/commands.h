@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "eval/load_model.h"
 #include "run/settings.h"
 
 namespace convkit::cli {
@@ -15,6 +16,12 @@ CLI::Option* add_setting_flag(CLI::App& cmd, const run::Setting& setting, run::T
 
 // The flags that say how a dataset is read (run::kDataSettings), as `train` has them.
 void add_data_flags(CLI::App& cmd, run::TrainOptions& storage);
+
+// --tta on eval and predict: the views asked for; when none were asked for, the run's (its
+// run.json beside the checkpoint), so that eval reproduces the run's test numbers. Wraps
+// `loaded`'s network in them and returns their name.
+CLI::Option* add_tta_flag(CLI::App& cmd, std::string& storage);
+std::string use_tta(eval::LoadedModel& loaded, const std::string& requested, const std::string& checkpoint);
 
 // `argv`: the whole command line, which `--nproc` runs again in each worker.
 void add_train_command(CLI::App& app, const std::vector<std::string>& argv);

@@ -4,13 +4,17 @@
 
 #include "cli/commands.h"
 #include "data/dataset.h"
+#include "data/normalization.h"
 #include "data/npy.h"
 #include "eval/batched_forward.h"
 #include "eval/load_model.h"
 #include "eval/test_sets.h"
 #include "models/registry.h"
+#include "models/test_time_augmentation.h"
 #include "run/options.h"
+#include "run/run_dir.h"
 #include "util/error.h"
+#include "util/files.h"
 #include "util/format.h"
 #include "util/runtime.h"
 
@@ -18,7 +22,7 @@ namespace convkit::cli {
 namespace {
 
 struct EvalOptions {
-  std::string checkpoint, model, logits_file;
+  std::string checkpoint, model, logits_file, tta;
   std::string data_dir = run::TrainOptions{}.data_dir;
   std::string device = run::TrainOptions{}.device;
   double rotation = run::TrainOptions{}.rotation;
@@ -40,6 +44,28 @@ void write_test_logits(const std::string& file, eval::LoadedModel& loaded, const
   data::write_npy(file, logits);
 }
 
+}  // namespace
+
+CLI::Option* add_tta_flag(CLI::App& cmd, std::string& storage) {
+  return cmd.add_option("--tta", storage,
+                        "Test-time augmentation: none|flip|shift|flip,shift (default: the run's, from run.json beside "
+                        "the checkpoint, else none)");
+}
+
+std::string use_tta(eval::LoadedModel& loaded, const std::string& requested, const std::string& checkpoint) {
+  std::string tta = requested;
+  const auto run_settings = run::RunDir{std::filesystem::path(checkpoint).parent_path()}.settings();
+  if (tta.empty() && std::filesystem::exists(run_settings)) {
+    const nlohmann::json settings = read_json_file(run_settings);
+    if (settings.contains("tta") && settings["tta"].is_string()) tta = settings["tta"].get<std::string>();
+  }
+  const models::TtaViews views = models::parse_tta(tta);
+  loaded.model = models::with_tta(loaded.model, views, data::normalized_black(loaded.normalization()));
+  return views.str();
+}
+
+namespace {
+
 void run_eval(const EvalOptions& o) {
   if (!(o.rotation >= 0 && o.rotation <= 180)) throw Error("--rotation must be between 0 and 180 degrees");
   configure_threads(o.threads);
@@ -49,6 +75,7 @@ void run_eval(const EvalOptions& o) {
   eval::LoadedModel loaded = eval::load_model(o.checkpoint, o.model, o.data_dir, data_options);
   loaded.model->set_exact(o.exact);
   loaded.model->to(device);
+  const std::string tta = use_tta(loaded, o.tta, o.checkpoint);
   const data::Split test = eval::load_test_images_for(loaded, o.data_dir, o.limit, data_options);
   if (!o.logits_file.empty()) write_test_logits(o.logits_file, loaded, test, device);
   torch::manual_seed(o.seed);
@@ -60,6 +87,7 @@ void run_eval(const EvalOptions& o) {
   }
   std::cout << nlohmann::json{{"checkpoint", o.checkpoint},
                               {"model", loaded.info.model},
+                              {"tta", tta},
                               {"test_loss", r.test.loss},
                               {"test_acc", r.test.acc},
                               {"rotated_test_loss", r.rotated_test.loss},
@@ -98,6 +126,7 @@ void add_eval_command(CLI::App& app) {
   cmd->add_option("--logits", o->logits_file, "Also write the test images' logits [N, classes] as a .npy file");
   cmd->add_flag("--json", o->json, "Print one JSON object instead of the tutorial's lines");
   cmd->add_flag("--exact", o->exact, "LibTorch's kernels only (bit-identical to Python)");
+  add_tta_flag(*cmd, o->tta);
   cmd->callback([o] { run_eval(*o); });
 }
 

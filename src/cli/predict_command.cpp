@@ -17,7 +17,7 @@ namespace convkit::cli {
 namespace {
 
 struct PredictOptions {
-  std::string checkpoint, model;
+  std::string checkpoint, model, tta;
   std::string data_dir = run::TrainOptions{}.data_dir;
   std::string invert = "auto";
   std::vector<std::string> images;
@@ -62,6 +62,7 @@ int run_predict(const PredictOptions& o) {
   const data::Invert invert = data::parse_invert(o.invert);
   configure_threads(1);  // single images: threads only add start-up cost
   eval::LoadedModel loaded = eval::load_model(o.checkpoint, o.model, o.data_dir);
+  use_tta(loaded, o.tta, o.checkpoint);
   nlohmann::json results = nlohmann::json::array();
   int exit_code = 0;
   for (const auto& file : o.images) {
@@ -101,6 +102,7 @@ void add_predict_command(CLI::App& app, int& exit_code) {
       ->capture_default_str()
       ->check(CLI::Range(1, 1000));
   cmd->add_flag("--json", o->json, "Print a JSON array instead of lines");
+  add_tta_flag(*cmd, o->tta);
   cmd->add_option("images", o->images, "Image files (after --, names may start with -)")->required();
   cmd->callback([o, &exit_code] { exit_code = run_predict(*o); });
 }

@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cmath>
 
 namespace convkit::data {
@@ -58,7 +59,28 @@ torch::Tensor augment(const torch::Tensor& inputs, const Augmentation& aug, cons
     // shift the values so that 0 is the background, then back.
     x = resample(x - background, radians, -shift.select(1, 0) * (2 / w), -shift.select(1, 1) * (2 / h)) + background;
   }
+  if (aug.erase > 0) x = erase_boxes(x, aug.erase);
   return x;
+}
+
+torch::Tensor erase_boxes(const torch::Tensor& x, double p) {
+  const int64_t n = x.size(0), h = x.size(2), w = x.size(3);
+  // Every draw for the batch at once: whether, area, log aspect ratio, and place.
+  const auto dbl = torch::TensorOptions().dtype(torch::kDouble);
+  const torch::Tensor draws = torch::rand({n, 5}, dbl);
+  const auto d = draws.accessor<double, 2>();
+  torch::Tensor out = x.clone();
+  for (int64_t i = 0; i < n; ++i) {
+    if (d[i][0] >= p) continue;
+    const double area = (0.02 + d[i][1] * (0.33 - 0.02)) * static_cast<double>(h * w);
+    const double ratio = std::exp(std::log(0.3) + d[i][2] * (std::log(3.3) - std::log(0.3)));
+    const int64_t bh = std::clamp<int64_t>(std::llround(std::sqrt(area * ratio)), 1, h);
+    const int64_t bw = std::clamp<int64_t>(std::llround(std::sqrt(area / ratio)), 1, w);
+    const auto top = static_cast<int64_t>(d[i][3] * static_cast<double>(h - bh + 1));
+    const auto left = static_cast<int64_t>(d[i][4] * static_cast<double>(w - bw + 1));
+    out[i].narrow(1, top, bh).narrow(2, left, bw).zero_();
+  }
+  return out;
 }
 
 torch::Tensor draw_rotation_angles(int64_t n, double degrees) {

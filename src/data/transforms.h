@@ -20,11 +20,17 @@ struct Augmentation {
   double rotate_degrees = 0;  // each image turned by a uniform angle in [-d, d]
   int64_t translate = 0;      // each image shifted by whole pixels in [-t, t] along x and y
   bool hflip = false;         // each image mirrored left-right with probability 1/2
-  bool enabled() const { return rotate_degrees > 0 || translate > 0 || hflip; }
+  double erase = 0;           // each image, with this probability, gets a random box erased (see erase_boxes)
+  bool enabled() const { return rotate_degrees > 0 || translate > 0 || hflip || erase > 0; }
 };
 
 // Applies `aug` to a batch of model inputs [N,C,H,W]; uncovered pixels get `background`
 // (the normalised value of a black pixel, [1,C,1,1]).
 torch::Tensor augment(const torch::Tensor& inputs, const Augmentation& aug, const torch::Tensor& background);
+
+// Random erasing (torchvision's RandomErasing with one attempt): each image of the model inputs
+// `x` [N,C,H,W], with probability p, gets a box of 2-33% of its area, aspect ratio 0.3-3.3
+// (log-uniform), at a uniform place, set to 0, the mean of the normalised data.
+torch::Tensor erase_boxes(const torch::Tensor& x, double p);
 
 }  // namespace convkit::data

@@ -2,6 +2,7 @@
 
 #include <ATen/Parallel.h>
 #include <torch/nn/functional.h>
+#include <torch/nn/modules/batchnorm.h>
 
 #include "models/fused_conv.h"
 #include "models/fused_linear.h"
@@ -28,6 +29,13 @@ int64_t count_parameters(const torch::nn::Module& module) {
   int64_t total = 0;
   for (const auto& p : module.parameters()) total += p.numel();
   return total;
+}
+
+void set_batch_norm_momentum(torch::nn::Module& module, double momentum) {
+  for (const auto& m : module.modules()) {
+    if (auto* bn2 = m->as<torch::nn::BatchNorm2dImpl>()) bn2->options.momentum(momentum);
+    if (auto* bn1 = m->as<torch::nn::BatchNorm1dImpl>()) bn1->options.momentum(momentum);
+  }
 }
 
 }  // namespace convkit::models

@@ -52,4 +52,7 @@ using Classifier = std::shared_ptr<ClassifierImpl>;
 
 int64_t count_parameters(const torch::nn::Module& module);
 
+// The momentum of every batch norm in `module` (PyTorch's default is 0.1).
+void set_batch_norm_momentum(torch::nn::Module& module, double momentum);
+
 }  // namespace convkit::models

@@ -38,6 +38,14 @@ ClassificationReport classification_report(const torch::Tensor& truth, const tor
   return r;
 }
 
+torch::Tensor most_confident_mistakes(const torch::Tensor& probabilities, const torch::Tensor& labels, int64_t count) {
+  // argmax, as eval::predict_all's predictions, which the captions name.
+  const torch::Tensor wrong = probabilities.argmax(1).ne(labels).nonzero().squeeze(1);
+  const torch::Tensor confidence = std::get<0>(probabilities.max(1));
+  const torch::Tensor order = confidence.index_select(0, wrong).argsort(0, /*descending=*/true);
+  return wrong.index_select(0, order.slice(0, 0, count));
+}
+
 torch::Tensor pca_2d(const torch::Tensor& x) {
   const torch::Tensor centred = x.to(torch::kDouble) - x.to(torch::kDouble).mean(0, true);
   const auto svd = torch::linalg_svd(centred, /*full_matrices=*/false);

@@ -1,4 +1,5 @@
-// Statistics of a model's predictions: the classification report (as scikit-learn's) and PCA.
+// Statistics of a model's predictions: the classification report (as scikit-learn's), the
+// confident mistakes and PCA.
 #pragma once
 
 #include <torch/types.h>
@@ -22,6 +23,10 @@ struct ClassificationReport {
   double accuracy = 0;
 };
 ClassificationReport classification_report(const torch::Tensor& truth, const torch::Tensor& predicted, int64_t classes);
+
+// The indices of at most `count` wrongly predicted images, the most confident (highest
+// probability) first: int64 [n].
+torch::Tensor most_confident_mistakes(const torch::Tensor& probabilities, const torch::Tensor& labels, int64_t count);
 
 // Projection of the rows of `x` [N, D] onto their first two principal components.
 torch::Tensor pca_2d(const torch::Tensor& x);

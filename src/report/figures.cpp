@@ -5,13 +5,14 @@
 #include <algorithm>
 
 #include "report/plots.h"
+#include "report/saliency.h"
 #include "util/files.h"
 #include "util/format.h"
 
 namespace convkit::report {
 namespace {
 
-constexpr int64_t kGalleryImages = 25;  // samples and mistakes: a 5x5 grid
+constexpr int64_t kGalleryImages = 25;  // samples: a 5x5 grid
 constexpr int64_t kFiltersShown = 16;
 
 // A panel of a [H, W] map, or of a [C, H, W] image: RGB for 3 channels.
@@ -56,20 +57,37 @@ void write_samples(const std::filesystem::path& dir, const data::Split& train) {
   plot_image_grid(dir / "samples.png", "", panels, 5, 5, ColourMap::Bone, 600);
 }
 
-void write_mistakes(const std::filesystem::path& dir, const data::Split& test, const eval::Predictions& p,
-                    const std::vector<std::string>& names) {
-  const torch::Tensor confidence = std::get<0>(p.probabilities.max(1));
-  const torch::Tensor wrong = p.predicted.ne(test.labels).nonzero().squeeze(1);
-  const torch::Tensor order = confidence.index_select(0, wrong).argsort(0, /*descending=*/true);
+std::string mistake_caption(const data::Split& test, const eval::Predictions& p, const std::vector<std::string>& names,
+                            int64_t i) {
+  return strprintf("true: %s\npred: %s %.2f", names[test.labels[i].item<int64_t>()].c_str(),
+                   names[p.predicted[i].item<int64_t>()].c_str(), p.probabilities[i].max().item<float>());
+}
+
+void write_mistakes(const std::filesystem::path& dir, const data::Split& test, const RunAnalysis& a) {
   std::vector<Panel> panels;
-  for (int64_t k = 0; k < std::min<int64_t>(kGalleryImages, order.size(0)); ++k) {
-    const int64_t i = wrong[order[k].item<int64_t>()].item<int64_t>();
-    panels.push_back(panel_from(test.images[i],
-                                strprintf("true: %s\npred: %s %.2f", names[test.labels[i].item<int64_t>()].c_str(),
-                                          names[p.predicted[i].item<int64_t>()].c_str(), confidence[i].item<float>())));
+  for (int64_t k = 0; k < a.confident_mistakes.size(0); ++k) {
+    const int64_t i = a.confident_mistakes[k].item<int64_t>();
+    panels.push_back(panel_from(test.images[i], mistake_caption(test, a.predictions, a.class_names, i)));
   }
   plot_image_grid(dir / "mistakes.png", "The 25 most confidently wrong test images", panels, 5, 5, ColourMap::Bone,
                   1000);
+}
+
+// The same images as mistakes.png, in grey, under the saliency of the class they were taken for.
+void write_saliency(const std::filesystem::path& dir, const data::Split& test, const RunAnalysis& a) {
+  const torch::Tensor grey = data::convert_channels(test.images.index_select(0, a.confident_mistakes), 1);
+  std::vector<Panel> panels;
+  for (int64_t k = 0; k < a.confident_mistakes.size(0); ++k) {
+    const int64_t i = a.confident_mistakes[k].item<int64_t>();
+    panels.push_back(panel_from(saliency_overlay(grey[k][0], a.mistake_saliency[k]),
+                                mistake_caption(test, a.predictions, a.class_names, i)));
+  }
+  plot_image_grid(dir / "saliency.png", "Saliency of the predicted class on the 25 most confidently wrong test images",
+                  panels, 5, 5, ColourMap::Bone, 1000);
+}
+
+void write_reliability(const std::filesystem::path& dir, const Calibration& calibration) {
+  plot_reliability(dir / "reliability.png", strprintf("Test set reliability: ECE %.4f", calibration.ece), calibration);
 }
 
 // The first convolution's filters (top row) and what each makes of one test image (bottom row).
@@ -138,13 +156,15 @@ std::vector<std::string> write_figures(const std::filesystem::path& run_dir, con
   const std::vector<std::string>& names = analysis.class_names;
   write_samples(dir, data.train);
   write_confusion(dir, analysis.classes, names);
-  write_mistakes(dir, data.test, analysis.predictions, names);
+  write_reliability(dir, analysis.calibration);
+  write_mistakes(dir, data.test, analysis);
+  write_saliency(dir, data.test, analysis);
   const bool has_filters = write_filters(dir, model, data.test, norm, names);
   write_map(dir / "pca.png", "PCA", analysis.pca, data.test, names);
   if (analysis.tsne.defined()) write_map(dir / "tsne.png", "t-SNE", analysis.tsne, data.test, names);
   std::vector<std::string> figures;
-  for (const std::string name :
-       {"samples", "accuracy", "loss", "confusion", "mistakes", "filters", "pca", "tsne", "rotation"}) {
+  for (const std::string name : {"samples", "accuracy", "loss", "confusion", "reliability", "mistakes", "saliency",
+                                 "filters", "pca", "tsne", "rotation"}) {
     if (std::filesystem::exists(dir / (name + ".png")) && (has_filters || name != "filters")) {
       figures.push_back("figures/" + name + ".png");
     }

@@ -13,8 +13,9 @@
 
 namespace convkit::report {
 
-// Every figure, in the report's order of names (samples, accuracy, loss, confusion, mistakes,
-// filters, pca, tsne, rotation); returns those written, as "figures/NAME.png".
+// Every figure, in the report's order of names (samples, accuracy, loss, confusion,
+// reliability, mistakes, saliency, filters, pca, tsne, rotation); returns those written, as
+// "figures/NAME.png".
 std::vector<std::string> write_figures(const std::filesystem::path& run_dir, const RunAnalysis& analysis,
                                        models::ClassifierImpl& model, const data::Dataset& data,
                                        const data::Normalization& norm, const std::vector<train::EpochRecord>& history,

@@ -14,7 +14,11 @@ namespace {
 // matplotlib's tab10, so the figures look like the tutorial's.
 constexpr int kPalette[10][3] = {{31, 119, 180}, {255, 127, 14},  {44, 160, 44},   {214, 39, 40},  {148, 103, 189},
                                  {140, 86, 75},  {227, 119, 194}, {127, 127, 127}, {188, 189, 34}, {23, 190, 207}};
-constexpr int kFirstSeriesColour = 2;  // cmap0: 0 background, 1 axes and text
+constexpr int kFirstSeriesColour = 2;                      // cmap0: 0 background, 1 axes and text
+constexpr int kBarColour = kFirstSeriesColour;             // tab10's blue
+constexpr int kConfidenceColour = kFirstSeriesColour + 3;  // tab10's red
+constexpr int kDiagonalColour = kFirstSeriesColour + 7;    // tab10's grey
+constexpr int kFilledCircle = 850;                         // Hershey symbol
 
 // One PLplot figure: starts a PNG stream on a temp file and renames it into place on close.
 class Figure {
@@ -108,6 +112,58 @@ std::vector<std::string> caption_lines(const std::string& caption) {
     lines.push_back(caption.substr(start, nl - start));
   lines.push_back(caption.substr(start));
   return lines;
+}
+
+void draw_accuracy_bars(const Calibration& calibration) {
+  for (const CalibrationBin& b : calibration.bins) {
+    if (b.count == 0) continue;
+    PLFLT x[] = {b.lower, b.upper, b.upper, b.lower, b.lower};
+    PLFLT y[] = {0, 0, b.accuracy, b.accuracy, 0};
+    plcol0(kBarColour);
+    plfill(4, x, y);
+    plcol0(1);
+    plline(5, x, y);
+  }
+}
+
+// A dot on the diagonal at each bin's mean confidence, joined to the bar's top: the bin's gap.
+void draw_confidence_marks(const Calibration& calibration) {
+  std::vector<PLFLT> at;
+  plcol0(kConfidenceColour);
+  plwidth(2);
+  for (const CalibrationBin& b : calibration.bins) {
+    if (b.count == 0) continue;
+    pljoin(b.confidence, b.accuracy, b.confidence, b.confidence);
+    at.push_back(b.confidence);
+  }
+  plwidth(1);
+  plssym(0, 0.8);
+  plsym(static_cast<PLINT>(at.size()), at.data(), at.data(), kFilledCircle);
+}
+
+void draw_diagonal() {
+  plcol0(kDiagonalColour);
+  pllsty(2);
+  pljoin(0, 0, 1, 1);
+  pllsty(1);
+}
+
+void reliability_legend() {
+  const PLINT opts[] = {PL_LEGEND_COLOR_BOX, PL_LEGEND_SYMBOL, PL_LEGEND_LINE};
+  const char* texts[] = {"accuracy", "mean confidence", "perfect calibration"};
+  const PLINT text_colours[] = {1, 1, 1};
+  const PLINT box_colours[] = {kBarColour, 0, 0}, box_patterns[] = {0, 0, 0};
+  const PLFLT box_scales[] = {0.8, 0, 0}, box_widths[] = {1, 0, 0};
+  const PLINT line_colours[] = {0, 0, kDiagonalColour}, line_styles[] = {1, 1, 2};
+  const PLFLT line_widths[] = {0, 0, 1.5};
+  const PLINT symbol_colours[] = {0, kConfidenceColour, 0}, symbol_numbers[] = {0, 1, 0};
+  const PLFLT symbol_scales[] = {0, 1.2, 0};
+  const char* symbols[] = {"", "#(850)", ""};
+  PLFLT width, height;
+  pllegend(&width, &height, PL_LEGEND_BACKGROUND | PL_LEGEND_BOUNDING_BOX,
+           PL_POSITION_INSIDE | PL_POSITION_LEFT | PL_POSITION_TOP, 0.02, 0.02, 0.1, 0, 1, 1, 0, 0, 3, opts, 1.0, 1.0,
+           2.0, 1.0, text_colours, texts, box_colours, box_patterns, box_scales, box_widths, line_colours, line_styles,
+           line_widths, symbol_colours, symbol_scales, symbol_numbers, symbols);
 }
 
 }  // namespace
@@ -264,7 +320,7 @@ void plot_scatter(const std::filesystem::path& file, const std::string& title, c
     for (size_t i = 0; i < labels.size(); ++i)
       if (labels[i] == c) cx.push_back(x[i]), cy.push_back(y[i]);
     plcol0(kFirstSeriesColour + c % 10);
-    plsym(static_cast<PLINT>(cx.size()), cx.data(), cy.data(), 850);  // filled circle (Hershey)
+    plsym(static_cast<PLINT>(cx.size()), cx.data(), cy.data(), kFilledCircle);
   }
   std::vector<PLINT> opts(classes, PL_LEGEND_SYMBOL), colours(classes), zeros(classes, 0), ones(classes, 1);
   std::vector<PLFLT> scales(classes, 1.2), zero_f(classes, 0);
@@ -276,6 +332,23 @@ void plot_scatter(const std::filesystem::path& file, const std::string& title, c
            0.1, 0, 1, 1, 0, 0, classes, opts.data(), 1.0, 1.0, 2.0, 1.0, text_colours.data(), texts.data(),
            zeros.data(), zeros.data(), zero_f.data(), zero_f.data(), zeros.data(), ones.data(), zero_f.data(),
            colours.data(), scales.data(), ones.data(), symbols.data());
+  fig.close();
+}
+
+void plot_reliability(const std::filesystem::path& file, const std::string& title, const Calibration& calibration) {
+  Figure fig(file, 760, 720);
+  pladv(0);
+  plvpor(0.1, 0.95, 0.1, 0.92);
+  plwind(0, 1, 0, 1);
+  plcol0(12);
+  plbox("g", 0.1, 0, "g", 0.1, 0);
+  draw_accuracy_bars(calibration);
+  draw_diagonal();
+  draw_confidence_marks(calibration);
+  plcol0(1);
+  plbox("bcnst", 0.1, 0, "bcnstv", 0.1, 0);
+  pllab("Confidence (highest probability)", "Accuracy", title.c_str());
+  reliability_legend();
   fig.close();
 }
 

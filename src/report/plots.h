@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "report/calibration.h"
+
 namespace convkit::report {
 
 struct Series {
@@ -39,5 +41,9 @@ void plot_confusion(const std::filesystem::path& file, const std::vector<std::ve
 void plot_scatter(const std::filesystem::path& file, const std::string& title, const std::vector<float>& x,
                   const std::vector<float>& y, const std::vector<int64_t>& labels,
                   const std::vector<std::string>& class_names);
+
+// Reliability diagram: each non-empty bin's accuracy as a bar over its confidence range, its
+// mean confidence marked on the diagonal (perfect calibration) above or below the bar's top.
+void plot_reliability(const std::filesystem::path& file, const std::string& title, const Calibration& calibration);
 
 }  // namespace convkit::report

@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "report/saliency.h"
 #include "report/tsne.h"
 #include "util/interrupt.h"
 
@@ -12,6 +13,14 @@ namespace {
 
 nlohmann::json scores_json(const ClassScores& s) {
   return {{"precision", s.precision}, {"recall", s.recall}, {"f1-score", s.f1}, {"support", s.support}};
+}
+
+// The saliency of the predicted class on each image of `indices`.
+torch::Tensor saliency_of(models::ClassifierImpl& model, const data::Split& test, const torch::Tensor& indices,
+                          const torch::Tensor& predicted, const data::Normalization& norm,
+                          const torch::Device& device) {
+  const torch::Tensor inputs = data::to_model_input(test.images.index_select(0, indices), norm).to(device);
+  return saliency_maps(model, inputs, predicted.index_select(0, indices));
 }
 
 }  // namespace
@@ -23,6 +32,9 @@ RunAnalysis analyse_run(models::ClassifierImpl& model, const data::Split& test,
   a.class_names = class_names;
   a.predictions = eval::predict_all(model, test.images, norm, device);
   a.classes = classification_report(test.labels, a.predictions.predicted, static_cast<int64_t>(class_names.size()));
+  a.calibration = calibration(a.predictions.probabilities, test.labels);
+  a.confident_mistakes = most_confident_mistakes(a.predictions.probabilities, test.labels, kMistakesShown);
+  a.mistake_saliency = saliency_of(model, test, a.confident_mistakes, a.predictions.predicted, norm, device);
   const data::Split rotation_subset = data::first(test, eval::kRotationImages);
   a.rotation_images = rotation_subset.images.size(0);
   a.rotation_curve = eval::accuracy_vs_rotation(model, rotation_subset, norm, eval::rotation_curve_angles(), device);
@@ -52,6 +64,7 @@ nlohmann::json analysis_metrics(const RunAnalysis& a) {
   return {{"classes", a.class_names},
           {"confusion_matrix", confusion},
           {"per_class", per_class},
+          {"calibration", calibration_json(a.calibration)},
           {"rotation_curve", curve},
           {"pca_images", a.pca.size(0)},
           {"tsne_images", std::min<int64_t>(kTsneImages, a.predictions.hidden.size(0))},

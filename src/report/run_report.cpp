@@ -113,6 +113,26 @@ std::string classification_table(const nlohmann::json& classes, const nlohmann::
   return h + "</table>";
 }
 
+// metrics.json's calibration: the ECE, the reliability diagram and its non-empty bins.
+std::string calibration_section(const std::filesystem::path& run_dir, const nlohmann::json& calibration) {
+  const nlohmann::json bins = calibration.value("bins", nlohmann::json::array());
+  std::string h = strprintf(
+      "<h2>Calibration (test set)</h2><p>Expected calibration error: <b>%.4f</b>, the mean gap between accuracy and "
+      "confidence (the highest probability) over %zu bins of confidence, weighted by their images.</p>"
+      "<div class=\"grid\"><div>",
+      calibration.value("ece", 0.0), bins.size());
+  const auto png = run_dir / "figures" / "reliability.png";
+  if (std::filesystem::exists(png)) h += embedded_png(png, "Reliability diagram");
+  h += "</div><div><table><tr><th>confidence</th><th>images</th><th>accuracy</th><th>mean confidence</th></tr>";
+  for (const auto& bin : bins) {
+    if (bin.value("count", int64_t{0}) == 0) continue;
+    h += strprintf("<tr><td>%.3f&ndash;%.3f</td><td>%lld</td><td>%.4f</td><td>%.4f</td></tr>", bin.value("lower", 0.0),
+                   bin.value("upper", 0.0), static_cast<long long>(bin.value("count", int64_t{0})),
+                   bin.value("accuracy", 0.0), bin.value("confidence", 0.0));
+  }
+  return h + "</table></div></div>";
+}
+
 std::string figure_grid(const std::filesystem::path& run_dir) {
   struct Figure {
     const char* file;
@@ -123,6 +143,7 @@ std::string figure_grid(const std::filesystem::path& run_dir) {
                             {"samples", "Training samples"},
                             {"confusion", "Confusion matrix"},
                             {"mistakes", "Confident mistakes"},
+                            {"saliency", "Saliency of the confident mistakes"},
                             {"filters", "Learned filters"},
                             {"pca", "PCA"},
                             {"tsne", "t-SNE"},
@@ -147,6 +168,7 @@ void write_html_report(const std::filesystem::path& run_dir, const nlohmann::jso
     h += classification_table(metrics["classes"], metrics["per_class"]);
   if (metrics.contains("confusion_matrix") && metrics.contains("classes"))
     h += confused_pairs_table(metrics["classes"], metrics["confusion_matrix"]);
+  if (metrics.contains("calibration")) h += calibration_section(run_dir, metrics["calibration"]);
   h += figure_grid(run_dir) + "<p>Written by convkit.</p>" + kHtmlPageEnd;
   write_file_atomically(run_dir / "report.html", h);
 }

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "data/dataset.h"
+#include "data/mixing.h"
 #include "data/transforms.h"
 #include "train/optimizer.h"
 #include "train/schedule.h"
@@ -45,6 +46,10 @@ struct TrainOptions {
   double label_smoothing = 0;
   int64_t patience = 0;  // early stopping on validation loss (0: off)
   data::Augmentation augmentation;
+  data::Mixing mixing;
+  double ema = 0;            // decay of the weight average evaluated in the network's place (0: off)
+  std::string tta = "none";  // test-time augmentation of the test sets (models::parse_tta)
+  double bn_momentum = 0.1;  // batch norm's running statistics, PyTorch's default
 
   // How this process runs, never recorded with the run.
   bool quiet = false;   // no progress bars

@@ -16,6 +16,7 @@
 #include "dist/process_group.h"
 #include "eval/test_sets.h"
 #include "models/registry.h"
+#include "models/test_time_augmentation.h"
 #include "report/run_report.h"
 #include "run/run_dir.h"
 #include "run/run_lock.h"
@@ -23,6 +24,8 @@
 #include "train/optimizer.h"
 #include "train/pytorch_random.h"
 #include "train/schedule.h"
+#include "train/weight_average.h"
+#include "train/weight_decay.h"
 #include "util/error.h"
 #include "util/files.h"
 #include "util/format.h"
@@ -124,7 +127,24 @@ struct Network {
   models::Classifier model;
   train::FastPath fast;
   std::unique_ptr<torch::optim::Optimizer> optimizer;
+  std::unique_ptr<train::WeightAverage> average;  // --ema
+
+  // What is validated, kept as model.pt and tested: the weight average when there is one.
+  const models::Classifier& evaluated() const { return average ? average->shared() : model; }
 };
+
+// The weight average of `model` (--ema), a network built like it. Building draws initial weights
+// from the global generator: its state is put back, so that --ema changes no other draw.
+std::unique_ptr<train::WeightAverage> make_weight_average(const TrainOptions& options, const data::Dataset& data,
+                                                          const models::ClassifierImpl& model,
+                                                          const torch::Device& device) {
+  const torch::Tensor state = train::global_generator_state();
+  models::Classifier copy = models::make_model(options.model, static_cast<int64_t>(data.classes.size()), data.shape());
+  train::set_global_generator_state(state);
+  copy->set_exact(options.exact);
+  copy->to(device);
+  return std::make_unique<train::WeightAverage>(copy, model, options.ema);
+}
 
 Network build_network(const TrainOptions& options, const RunDir& run, const std::string& resume_archive,
                       const data::Dataset& data, int threads, const torch::Device& device, const Place& place) {
@@ -132,9 +152,14 @@ Network build_network(const TrainOptions& options, const RunDir& run, const std:
   Network n;
   n.model = models::make_model(options.model, static_cast<int64_t>(data.classes.size()), data.shape());
   n.model->set_exact(options.exact);
+  models::set_batch_norm_momentum(*n.model, options.bn_momentum);
   n.model->to(device);
   if (options.resume) checkpoint::load_resume_weights(resume_archive, run.resume(), *n.model);
   if (place.group) place.group->broadcast(model_state(*n.model, true));  // as DDP starts: rank 0's weights
+  if (options.ema > 0) {
+    n.average = make_weight_average(options, data, *n.model, device);
+    if (options.resume) checkpoint::load_resume_average(resume_archive, run.resume(), *n.average);
+  }
   out << strprintf("Model: %s (%lld parameters) | device %s | %d threads | %s kernels\n", options.model.c_str(),
                    static_cast<long long>(models::count_parameters(*n.model)), device.str().c_str(), threads,
                    options.exact                   ? "exact"
@@ -197,6 +222,10 @@ train::StepSettings step_settings(const TrainOptions& options, const data::Norma
   train::StepSettings s;
   s.label_smoothing = options.label_smoothing;
   s.augmentation = options.augmentation;
+  s.mixing = options.mixing;
+  s.classes = net.model->inference_graph().classes;
+  s.weight_decay = train::step_weight_decay(options.optimizer, *net.model);
+  s.average = net.average.get();
   s.background = data::normalized_black(norm);
   s.schedule = schedule;
   s.shards = net.fast.shards;
@@ -235,9 +264,10 @@ train::EpochRecord run_epoch(int64_t epoch, const TrainOptions& options, const T
   // Batch norm's running statistics are each rank's own: validation uses rank 0's, as DDP's
   // buffer broadcast does.
   if (place.group) place.group->broadcast(model_state(*net.model, false));
+  if (place.group && net.average) place.group->broadcast(model_state(net.average->model(), false));
   train::draw_loader_base_seed();
-  record.valid =
-      train::evaluate(*net.model, d.valid_inputs, d.valid_labels, options.batch_size, device, progress, place.group);
+  record.valid = train::evaluate(*net.evaluated(), d.valid_inputs, d.valid_labels, options.batch_size, device, progress,
+                                 place.group);
   record.seconds = clock.seconds();
   return record;
 }
@@ -252,11 +282,11 @@ void finish_epoch(const train::EpochRecord& record, const RunDir& run, Network& 
   }
   p.point.completed_epochs = record.epoch;
   if (!place.main) return;
-  if (better) checkpoint::save_state_dict(*net.model, run.model());
+  if (better) checkpoint::save_state_dict(*net.evaluated(), run.model());
   place.out << train::epoch_lines(record) << std::flush;
   p.history.push_back(record);
   write_history(run, p.history);
-  checkpoint::save_resume_point(run.resume(), *net.model, *net.optimizer, p.point);
+  checkpoint::save_resume_point(run.resume(), *net.model, *net.optimizer, p.point, net.average.get());
 }
 
 // The best epoch's weights, from model.pt (rank 0's, handed to the others).
@@ -351,8 +381,7 @@ RunResult run_training(const TrainOptions& given, std::ostream& out, const dist:
 
   const int64_t epoch_steps = steps_per_epoch(options, data);
   const train::LrSchedule schedule(options.schedule, options.optimizer.lr, epoch_steps, options.epochs * epoch_steps);
-  train::StepSettings steps =
-      step_settings(options, data.norm, net, options.schedule.name == "none" ? nullptr : &schedule, place);
+  train::StepSettings steps = step_settings(options, data.norm, net, schedule.varies() ? &schedule : nullptr, place);
   bool stopped = options.resume && stops_early(options, state, place.out);  // it stopped early before
   for (int64_t epoch = state.point.completed_epochs + 1; !stopped && epoch <= options.epochs; ++epoch) {
     finish_epoch(run_epoch(epoch, options, data, net, steps, device, place), run, net, state, place);
@@ -360,19 +389,21 @@ RunResult run_training(const TrainOptions& given, std::ostream& out, const dist:
   }
 
   data.train_inputs = torch::Tensor();  // no longer needed: keeps the peak memory down
-  load_best_weights(run, *net.model, place);
+  load_best_weights(run, *net.evaluated(), place);
   RunResult result{state.history, state.point.best_epoch, {}, {}, run.dir};
   nlohmann::json metrics =
       place.main ? run_metrics(options, threads, data, net, state, device, place) : nlohmann::json();
   if (options.test) {
+    const models::Classifier tested =
+        models::with_tta(net.evaluated(), models::parse_tta(options.tta), data::normalized_black(data.norm));
     const eval::TestResults tests =
-        eval::evaluate_test_sets(*net.model, data.data.test, data.norm, options.rotation, options.batch_size, device,
+        eval::evaluate_test_sets(*tested, data.data.test, data.norm, options.rotation, options.batch_size, device,
                                  !options.quiet && place.main, group);
     place.out << eval::test_lines(tests);
     record_tests(tests, result, metrics);
   }
   metrics["total_seconds"] = run_clock.seconds();
-  if (place.main) write_outputs(options, run, *net.model, data, state.history, device, metrics, place.out);
+  if (place.main) write_outputs(options, run, *net.evaluated(), data, state.history, device, metrics, place.out);
   return result;
 }
 }  // namespace convkit::run

@@ -63,6 +63,24 @@ void sum_over_ranks(const dist::ProcessGroup* group, double& a, double& b) {
   b = sums[0][1].item<double>();
 }
 
+// A batch's inputs augmented and its targets mixed, when asked for; else undefined tensors.
+struct WholeBatch {
+  torch::Tensor inputs, targets;
+};
+
+WholeBatch whole_batch(const torch::Tensor& inputs, const torch::Tensor& labels, const torch::Tensor& idx,
+                       const StepSettings& settings) {
+  if (!settings.augmentation.enabled() && !settings.mixing.enabled()) return {};
+  WholeBatch batch{data::gather_rows(inputs, idx), {}};
+  if (settings.augmentation.enabled())
+    batch.inputs = data::augment(batch.inputs, settings.augmentation, settings.background);
+  if (settings.mixing.enabled()) {
+    data::MixedBatch mixed = data::mix(batch.inputs, data::gather_rows(labels, idx), settings.classes, settings.mixing);
+    batch = {mixed.inputs, mixed.targets};
+  }
+  return batch;
+}
+
 }  // namespace
 
 EpochStats train_epoch(models::ClassifierImpl& model, torch::optim::Optimizer& optimizer, const torch::Tensor& inputs,
@@ -81,16 +99,15 @@ EpochStats train_epoch(models::ClassifierImpl& model, torch::optim::Optimizer& o
   int64_t batches = 0;
   for (int64_t start = 0; start < n; start += batch_size) {
     const torch::Tensor idx = order.slice(0, start, std::min(n, start + batch_size));
-    // Augmentation draws random numbers for the whole batch, in order; without it each shard
-    // gathers its own images.
-    const torch::Tensor augmented =
-        settings.augmentation.enabled()
-            ? data::augment(data::gather_rows(inputs, idx), settings.augmentation, settings.background)
-            : torch::Tensor();
+    // Augmentation and mixing draw random numbers for the whole batch, in order; without them
+    // each shard gathers its own images.
+    const WholeBatch batch = whole_batch(inputs, labels, idx, settings);
     const BatchRows rows = [&](int64_t lo, int64_t hi) {
       const torch::Tensor part = idx.slice(0, lo, hi);
-      const torch::Tensor x = augmented.defined() ? augmented.slice(0, lo, hi) : data::gather_rows(inputs, part);
-      return std::make_pair(x.to(device), data::gather_rows(labels, part).to(device));
+      const torch::Tensor x = batch.inputs.defined() ? batch.inputs.slice(0, lo, hi) : data::gather_rows(inputs, part);
+      const torch::Tensor y =
+          batch.targets.defined() ? batch.targets.slice(0, lo, hi) : data::gather_rows(labels, part);
+      return std::make_pair(x.to(device), y.to(device));
     };
     if (settings.before_step) settings.before_step(batches);
     if (settings.schedule) set_learning_rate(optimizer, settings.schedule->lr_at(settings.first_step + batches));
@@ -108,7 +125,9 @@ EpochStats train_epoch(models::ClassifierImpl& model, torch::optim::Optimizer& o
                   " of the epoch (a lower --lr may help)");
     }
     if (settings.parallel.group) sum_gradients_over_ranks(settings.parallel);
+    apply_weight_decay(settings.weight_decay, learning_rate(optimizer));
     optimizer.step();
+    if (settings.average) settings.average->update(model);
     stop_if_interrupted();  // after the step: the weights and the optimiser's state agree
     loss_sum += loss;
     acc_sum += acc;

@@ -7,10 +7,13 @@
 #include <functional>
 #include <vector>
 
+#include "data/mixing.h"
 #include "data/transforms.h"
 #include "models/classifier.h"
 #include "train/schedule.h"
 #include "train/shards.h"
+#include "train/weight_average.h"
+#include "train/weight_decay.h"
 
 namespace convkit::dist {
 class ProcessGroup;
@@ -38,7 +41,11 @@ struct DataParallel {
 struct StepSettings {
   double label_smoothing = 0;
   data::Augmentation augmentation;
+  data::Mixing mixing;
+  int64_t classes = 0;                             // for mixing's targets
   torch::Tensor background;                        // normalised black [1,C,1,1], for augmentation fill
+  WeightDecay weight_decay;                        // what the step applies itself (train/weight_decay.h)
+  WeightAverage* average = nullptr;                // updated after each optimiser step (--ema)
   const LrSchedule* schedule = nullptr;            // sets the learning rate before each step
   int64_t first_step = 0;                          // the schedule's index of this pass's first step
   std::function<void(int64_t batch)> before_step;  // e.g. a benchmark's timer

@@ -12,11 +12,12 @@
 namespace convkit::train {
 
 struct OptimizerSettings {
-  std::string name = "adam";  // adam | adamw | sgd | rmsprop
-  double lr = 1e-3;           // Adam's default, as the tutorial uses it
-  double momentum = 0.9;      // sgd and rmsprop
-  bool nesterov = false;      // sgd
-  double weight_decay = 0;    // L2 (decoupled for adamw)
+  std::string name = "adam";       // adam | adamw | sgd | sgdw | rmsprop (sgdw: weight decay decoupled)
+  double lr = 1e-3;                // Adam's default, as the tutorial uses it
+  double momentum = 0.9;           // sgd and rmsprop
+  bool nesterov = false;           // sgd
+  double weight_decay = 0;         // L2 (decoupled for adamw and sgdw)
+  bool no_decay_on_norms = false;  // weight decay on convolution and dense weights only
 };
 
 const std::vector<std::string>& optimizer_names();
@@ -33,5 +34,8 @@ bool share_shard_gradients(torch::optim::Optimizer& optimizer, const BatchShards
 
 // Every parameter group's learning rate.
 void set_learning_rate(torch::optim::Optimizer& optimizer, double lr);
+
+// The first parameter group's learning rate (all groups share it).
+double learning_rate(torch::optim::Optimizer& optimizer);
 
 }  // namespace convkit::train

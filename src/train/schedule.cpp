@@ -1,5 +1,6 @@
 #include "train/schedule.h"
 
+#include <algorithm>
 #include <cmath>
 
 namespace convkit::train {
@@ -12,7 +13,21 @@ const std::vector<std::string>& schedule_names() {
 LrSchedule::LrSchedule(ScheduleSettings settings, double peak_lr, int64_t steps_per_epoch, int64_t total_steps)
     : settings_(std::move(settings)), peak_lr_(peak_lr), steps_per_epoch_(steps_per_epoch), total_steps_(total_steps) {}
 
+namespace {
+
+// The multiplier a linear warm-up puts on step `step`: (step + 1) / warm-up steps, then 1.
+double warmup_factor(int64_t step, double warmup_epochs, int64_t steps_per_epoch) {
+  const double warmup_steps = warmup_epochs * static_cast<double>(steps_per_epoch);
+  return warmup_steps > 0 ? std::min(1.0, static_cast<double>(step + 1) / warmup_steps) : 1.0;
+}
+
+}  // namespace
+
 double LrSchedule::lr_at(int64_t step) const {
+  return scheduled_lr(step) * warmup_factor(step, settings_.warmup_epochs, steps_per_epoch_);
+}
+
+double LrSchedule::scheduled_lr(int64_t step) const {
   const double lr = peak_lr_;
   const double t = total_steps_ > 1 ? static_cast<double>(step) / (total_steps_ - 1) : 1.0;
   const std::string& name = settings_.name;

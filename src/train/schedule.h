@@ -11,6 +11,7 @@ struct ScheduleSettings {
   std::string name = "none";  // none | step | cosine | onecycle
   int64_t step_size = 5;      // step: epochs between decays
   double gamma = 0.1;         // step: decay factor
+  double warmup_epochs = 0;   // any schedule: the rate rises linearly from 0 over these epochs
 };
 
 const std::vector<std::string>& schedule_names();
@@ -23,7 +24,12 @@ class LrSchedule {
   // The learning rate at `step` (0-based, counted over the whole run).
   double lr_at(int64_t step) const;
 
+  // False when every step has the optimiser's own rate (no schedule, no warm-up).
+  bool varies() const { return settings_.name != "none" || settings_.warmup_epochs > 0; }
+
  private:
+  double scheduled_lr(int64_t step) const;  // before the warm-up's multiplier
+
   ScheduleSettings settings_;
   double peak_lr_;
   int64_t steps_per_epoch_, total_steps_;

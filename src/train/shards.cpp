@@ -45,7 +45,9 @@ FastPath prepare_fast_path(models::ClassifierImpl& model, const std::string& mod
   return {{flat}, make_shards(model, flat, model_name, threads - 1)};
 }
 
-double batch_accuracy(const torch::Tensor& logits, const torch::Tensor& y) {
+double batch_accuracy(const torch::Tensor& logits, const torch::Tensor& targets) {
+  // Mixed targets (class probabilities) count their larger share as the label.
+  const torch::Tensor y = targets.dim() == 2 ? targets.argmax(1) : targets;
   int64_t correct = 0;
   if (logits.device().is_cpu() && logits.scalar_type() == torch::kFloat && y.scalar_type() == torch::kLong) {
     // A plain loop (the first maximum wins, NaN wins, as in argmax) instead of five tensor ops.

@@ -56,7 +56,8 @@ std::pair<double, double> sharded_forward_backward(models::ClassifierImpl& model
                                                    int64_t begin, int64_t end, int64_t n, const BatchRows& rows,
                                                    const LossFn& loss_of, bool sum_gradients);
 
-// calculate_accuracy: argmax(1) == y, counted, as float32 / batch size.
+// calculate_accuracy: argmax(1) == y, counted, as float32 / batch size. Targets given as class
+// probabilities [N, classes] (mixed batches) count their most probable class.
 double batch_accuracy(const torch::Tensor& logits, const torch::Tensor& y);
 
 }  // namespace convkit::train
