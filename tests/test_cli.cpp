@@ -7,6 +7,7 @@
 #include <zlib.h>
 
 #include <array>
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -22,6 +23,7 @@
 #include "eval/load_model.h"
 #include "eval/predict.h"
 #include "models/registry.h"
+#include "run/lr_find.h"
 #include "test_util.h"
 #include "util/files.h"
 
@@ -388,6 +390,8 @@ TEST(Cli, PresetsConfigsAndEarlyStopping) {
   EXPECT_EQ(settings["optimizer"], "adamw");
   EXPECT_EQ(settings["epochs"], 1);
   EXPECT_EQ(settings["aug_hflip"], true);
+  EXPECT_EQ(settings["ema"], 0.999);
+  EXPECT_EQ(settings["tta"], "flip,shift");
   EXPECT_NE(r.out.find("Model: c32k3p1bn"), std::string::npos) << r.out;
 
   write_file_atomically(dir / "cfg.json",
@@ -707,4 +711,67 @@ TEST(Cli, ImageFolderLayoutsValidationFolderAndOneTree) {
   ASSERT_EQ(evaluated.exit_code, 0) << evaluated.err;
   EXPECT_NEAR(nlohmann::json::parse(evaluated.out)["test_acc"].get<double>(), metrics["test_acc"].get<double>(), 1e-9);
   expect_one_line_error(run_convkit("train --data " + (dir / "one").string() + " --test-split 1.5"), "--test-split");
+}
+
+TEST(Cli, LrFindIsReproducibleAndSuggestsTheSteepestDescent) {
+  TempDir dir;
+  const std::string common = "lr-find --limit 2000 --steps 30 --threads 2 --quiet --out ";
+  for (const char* out : {"a", "b"}) {
+    const auto r = run_convkit(common + (dir / out).string());
+    ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+    EXPECT_NE(r.out.find("Suggested learning rate: "), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("(lr_find.json, lr_find.png)"), std::string::npos) << r.out;
+  }
+  const auto a = read_json(dir / "a" / "lr_find.json"), b = read_json(dir / "b" / "lr_find.json");
+  EXPECT_EQ(a["points"], b["points"]);
+  EXPECT_EQ(a["suggestion"], b["suggestion"]);
+  EXPECT_EQ(a["settings"]["model"], "lenet");
+
+  const auto& points = a["points"];
+  ASSERT_GE(points.size(), 2u) << a;
+  ASSERT_LE(points.size(), 30u);
+  EXPECT_EQ(a["stopped_early"].get<bool>(), points.size() < 30u);
+  // From --start-lr up by one constant factor a step, which reaches --end-lr at the 30th.
+  EXPECT_DOUBLE_EQ(points[0]["lr"].get<double>(), 1e-7);
+  const double ratio = std::pow(10 / 1e-7, 1.0 / 29);
+  for (size_t i = 1; i < points.size(); ++i) {
+    EXPECT_NEAR(points[i]["lr"].get<double>() / points[i - 1]["lr"].get<double>(), ratio, 1e-9) << i;
+  }
+  // The smoothed losses are fastai's bias-corrected moving average of the batch losses, and the
+  // network learned at some rate in the range.
+  double average = 0, weight = 1, lowest = points[0]["loss"].get<double>();
+  for (const auto& p : points) {
+    average = 0.98 * average + 0.02 * p["loss"].get<double>();
+    weight *= 0.98;
+    EXPECT_NEAR(p["smoothed"].get<double>(), average / (1 - weight), 1e-9) << p;
+    lowest = std::min(lowest, p["loss"].get<double>());
+  }
+  EXPECT_LT(lowest, 0.95 * points[0]["loss"].get<double>()) << points;
+
+  const double suggestion = a["suggestion"].get<double>();
+  EXPECT_GE(suggestion, 1e-7);
+  EXPECT_LE(suggestion, 10.0);
+  const auto steepest = a["steepest_index"].get<size_t>();
+  ASSERT_LT(steepest, points.size());
+  EXPECT_EQ(points[steepest]["lr"].get<double>(), suggestion);
+  std::vector<double> smoothed;
+  for (const auto& p : points) smoothed.push_back(p["smoothed"].get<double>());
+  EXPECT_EQ(steepest, run::steepest_descent(smoothed));
+  EXPECT_TRUE(png_is_real(dir / "a" / "lr_find.png"));
+  EXPECT_FALSE(std::filesystem::exists(dir / "a" / "lr_find.json.tmp"));
+  EXPECT_FALSE(std::filesystem::exists(dir / "a" / "lr_find.png.tmp"));
+
+  // --config and the run's flags shape the network as they do for train.
+  write_file_atomically(dir / "cfg.json", R"({"model": "mlp", "batch_size": 32})");
+  const auto configured = run_convkit("lr-find --limit 500 --steps 3 --quiet --config " + (dir / "cfg.json").string() +
+                                      " --batch-size 16 --out " + (dir / "c").string());
+  ASSERT_EQ(configured.exit_code, 0) << configured.err;
+  const auto settings = read_json(dir / "c" / "lr_find.json")["settings"];
+  EXPECT_EQ(settings["model"], "mlp");
+  EXPECT_EQ(settings["batch_size"], 16);
+
+  expect_one_line_error(run_convkit("lr-find --steps 1"), "--steps");
+  expect_one_line_error(run_convkit("lr-find --start-lr 0"), "--start-lr");
+  expect_one_line_error(run_convkit("lr-find --start-lr 1e-3 --end-lr 1e-4"), "--end-lr");
+  expect_one_line_error(run_convkit("lr-find --lr -1"), "--lr");
 }

@@ -1,14 +1,18 @@
 // The training recipes beyond the tutorial: weight averaging, test-time augmentation, mixing,
-// random erasing, warm-up, and weight decay that spares norms or is decoupled from SGD.
+// random erasing, warm-up, weight decay that spares norms or is decoupled from SGD, and the
+// learning-rate range test's rates, smoothing and suggestion.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <cmath>
 #include <functional>
+#include <vector>
 
 #include "data/mixing.h"
 #include "data/transforms.h"
 #include "models/registry.h"
 #include "models/test_time_augmentation.h"
+#include "run/lr_find.h"
 #include "train/flat_parameters.h"
 #include "train/loop.h"
 #include "train/optimizer.h"
@@ -263,4 +267,52 @@ TEST(Recipes, WeightDecaySparesNormsAndIsDecoupledForSgdw) {
   o.no_decay_on_norms = false;  // plain Adam keeps its own L2
   EXPECT_FALSE(train::step_applies_weight_decay(o));
   EXPECT_FALSE(train::step_weight_decay(o, *model).active());
+}
+
+TEST(Recipes, LrFindSuggestsTheSteepestDescentBeforeTheLowestLoss) {
+  // Flat at first, with a dip in the first tenth that only noise would make (the slope at 0 is
+  // the steepest of the curve); then the fall, steepest at 14; the lowest loss at 20; then
+  // divergence, with a drop at the very end that lies past the lowest point.
+  const std::vector<double> curve = {2.3,  1.5, 2.3, 2.3, 2.3, 2.3, 2.3,  2.3, 2.3,  2.3, 2.3, 2.3,
+                                     2.25, 2.1, 1.8, 1.0, 0.8, 0.6, 0.55, 0.5, 0.48, 0.7, 2.5, 0.49};
+  EXPECT_EQ(run::steepest_descent(curve), 14u);
+  // Without the noisy start and the diverged end the same point, counted from the new start.
+  EXPECT_EQ(run::steepest_descent({curve.begin() + 10, curve.begin() + 21}), 4u);
+  // A loss that only rises after its second point: the lowest point, even in the first tenth.
+  std::vector<double> rising = {2.3, 2.2};
+  for (int i = 1; i <= 28; ++i) rising.push_back(2.2 + 0.5 * i);
+  EXPECT_EQ(run::steepest_descent(rising), 1u);
+  // Short curves: nothing to leave out at the start.
+  EXPECT_EQ(run::steepest_descent({2.3, 2.2, 1.0, 0.95, 5.0}), 1u);
+  EXPECT_EQ(run::steepest_descent({2.0, 1.0, 3.0}), 0u);
+  EXPECT_EQ(run::steepest_descent({1.0}), 0u);
+  EXPECT_EQ(run::steepest_descent({}), 0u);
+}
+
+TEST(Recipes, LrFindRatesRiseExponentiallyAndLossesAreSmoothedWithoutBias) {
+  const run::LrFindSettings range;
+  EXPECT_DOUBLE_EQ(run::lr_at_step(range, 0), range.start_lr);
+  EXPECT_NEAR(run::lr_at_step(range, range.steps - 1), range.end_lr, 1e-12 * range.end_lr);
+  const double ratio = std::pow(range.end_lr / range.start_lr, 1.0 / static_cast<double>(range.steps - 1));
+  for (int64_t i = 1; i < range.steps; ++i)
+    EXPECT_NEAR(run::lr_at_step(range, i) / run::lr_at_step(range, i - 1), ratio, 1e-12) << i;
+
+  // A constant loss stays itself from the first value on (no pull towards zero), and a step in
+  // the loss moves the average by (1 - beta) of it, divided by the bias correction.
+  run::SmoothedLoss smoothed;
+  for (int i = 0; i < 5; ++i) EXPECT_NEAR(smoothed.add(2.0), 2.0, 1e-12);
+  const double weight = std::pow(run::kSmoothingBeta, 6);
+  const double expected = (2.0 * (run::kSmoothingBeta - weight) + 1.0 * (1 - run::kSmoothingBeta)) / (1 - weight);
+  EXPECT_NEAR(smoothed.add(1.0), expected, 1e-12);
+
+  run::LrFindSettings bad;
+  bad.steps = 1;
+  EXPECT_THROW(run::validate(bad), Error);
+  bad = {};
+  bad.start_lr = 0;
+  EXPECT_THROW(run::validate(bad), Error);
+  bad = {};
+  bad.end_lr = bad.start_lr / 10;
+  EXPECT_THROW(run::validate(bad), Error);
+  EXPECT_NO_THROW(run::validate(run::LrFindSettings{}));
 }

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "eval/load_model.h"
+#include "run/resolve.h"
 #include "run/settings.h"
 
 namespace convkit::cli {
@@ -16,6 +17,13 @@ CLI::Option* add_setting_flag(CLI::App& cmd, const run::Setting& setting, run::T
 
 // The flags that say how a dataset is read (run::kDataSettings), as `train` has them.
 void add_data_flags(CLI::App& cmd, run::TrainOptions& storage);
+
+// The flags of a run's settings as `train` has them: every setting's, --out (described by
+// `out_help`), --preset, --config and --quiet.
+void add_run_flags(CLI::App& cmd, run::TrainRequest& request, const std::string& out_help);
+
+// After parsing: the settings whose flag was given, which override --preset and --config.
+void record_given_flags(const CLI::App& cmd, run::TrainRequest& request);
 
 // --tta on eval and predict: the views asked for; when none were asked for, the run's (its
 // run.json beside the checkpoint), so that eval reproduces the run's test numbers. Wraps
@@ -32,5 +40,6 @@ void add_predict_command(CLI::App& app, int& exit_code);
 void add_report_command(CLI::App& app);
 void add_compare_command(CLI::App& app);
 void add_sweep_command(CLI::App& app, int& exit_code);
+void add_lr_find_command(CLI::App& app);
 
 }  // namespace convkit::cli

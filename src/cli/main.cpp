@@ -23,6 +23,7 @@ int main(int argc, char** argv) {
   convkit::cli::add_report_command(app);
   convkit::cli::add_compare_command(app);
   convkit::cli::add_sweep_command(app, exit_code);
+  convkit::cli::add_lr_find_command(app);
   convkit::cli::add_export_command(app);
 
   try {

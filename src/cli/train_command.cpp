@@ -33,6 +33,23 @@ CLI::Option* add_setting_flag(CLI::App& cmd, const run::Setting& setting, run::T
       ->default_str(run::text_of(setting, storage));
 }
 
+void add_run_flags(CLI::App& cmd, run::TrainRequest& request, const std::string& out_help) {
+  for (const run::Setting& setting : run::settings())
+    if (setting.flag) add_setting_flag(cmd, setting, request.flags);
+  cmd.add_option("--out", request.out_dir, out_help);
+  cmd.add_option("--preset", request.preset,
+                 "A network with its training options: " + join(run::preset_names(), "|") + " (flags override it)");
+  cmd.add_option("--config", request.config_file,
+                 "JSON file of settings (the keys of run.json, e.g. {\"model\": \"lenet-bn\", \"lr\": 0.002}); "
+                 "flags override it");
+  cmd.add_flag("--quiet", request.flags.quiet, "No progress bars");
+}
+
+void record_given_flags(const CLI::App& cmd, run::TrainRequest& request) {
+  for (const run::Setting& setting : run::settings())
+    if (setting.flag && cmd.get_option(setting.flag)->count()) request.given.insert(setting.key);
+}
+
 void add_data_flags(CLI::App& cmd, run::TrainOptions& storage) {
   for (const run::Setting& setting : run::settings())
     for (const char* key : run::kDataSettings)
@@ -122,17 +139,9 @@ void add_train_command(CLI::App& app, const std::vector<std::string>& argv) {
   auto processes = std::make_shared<Processes>();
   CLI::App* cmd =
       app.add_subcommand("train", "Train a network the tutorial's way (on FashionMNIST unless --data says otherwise)");
-  for (const run::Setting& setting : run::settings())
-    if (setting.flag) add_setting_flag(*cmd, setting, request->flags);
-  cmd->add_option("--out", request->out_dir, "Run directory for outputs (default: runs/<model>)");
-  cmd->add_option("--preset", request->preset,
-                  "A network with its training options: " + join(run::preset_names(), "|") + " (flags override it)");
-  cmd->add_option("--config", request->config_file,
-                  "JSON file of settings (the keys of run.json, e.g. {\"model\": \"lenet-bn\", \"lr\": 0.002}); "
-                  "flags override it");
+  add_run_flags(*cmd, *request, "Run directory for outputs (default: runs/<model>)");
   cmd->add_option("--resume", request->resume_dir,
                   "Continue the run in this directory from its last completed epoch, with its settings");
-  cmd->add_flag("--quiet", request->flags.quiet, "No progress bars");
   cmd->add_option("--nproc", processes->nproc,
                   "Data-parallel training on N processes of this machine (c10d, Gloo); --threads is split between "
                   "them and --batch-size stays the global batch. Under torchrun, leave it out: its RANK, WORLD_SIZE, "
@@ -146,8 +155,7 @@ void add_train_command(CLI::App& app, const std::vector<std::string>& argv) {
   cmd->add_flag(
       "--no-report", [request](int64_t) { request->flags.report = false; }, "Skip figures/ and report.html");
   cmd->callback([cmd, request, processes, argv] {
-    for (const run::Setting& setting : run::settings())
-      if (setting.flag && cmd->get_option(setting.flag)->count()) request->given.insert(setting.key);
+    record_given_flags(*cmd, *request);
     if (processes->nproc > 1) {
       launch_workers(*request, *processes, argv);
     } else {

@@ -7,6 +7,7 @@
 
 #include "util/error.h"
 #include "util/files.h"
+#include "util/format.h"
 
 namespace convkit::report {
 namespace {
@@ -164,6 +165,36 @@ void reliability_legend() {
            PL_POSITION_INSIDE | PL_POSITION_LEFT | PL_POSITION_TOP, 0.02, 0.02, 0.1, 0, 1, 1, 0, 0, 3, opts, 1.0, 1.0,
            2.0, 1.0, text_colours, texts, box_colours, box_patterns, box_scales, box_widths, line_colours, line_styles,
            line_widths, symbol_colours, symbol_scales, symbol_numbers, symbols);
+}
+
+void lr_range_legend(const std::string& suggestion) {
+  const PLINT opts[] = {PL_LEGEND_LINE, PL_LEGEND_SYMBOL | PL_LEGEND_LINE};
+  const char* texts[] = {"smoothed loss", suggestion.c_str()};
+  const PLINT text_colours[] = {1, 1};
+  const PLINT box_colours[] = {0, 0}, box_patterns[] = {0, 0};
+  const PLFLT box_scales[] = {0, 0}, box_widths[] = {0, 0};
+  const PLINT line_colours[] = {kFirstSeriesColour, kConfidenceColour}, line_styles[] = {1, 2};
+  const PLFLT line_widths[] = {2.5, 1.5};
+  const PLINT symbol_colours[] = {0, kConfidenceColour}, symbol_numbers[] = {0, 1};
+  const PLFLT symbol_scales[] = {0, 1.2};
+  const char* symbols[] = {"", "#(850)"};
+  PLFLT width, height;
+  pllegend(&width, &height, PL_LEGEND_BACKGROUND | PL_LEGEND_BOUNDING_BOX,
+           PL_POSITION_INSIDE | PL_POSITION_LEFT | PL_POSITION_BOTTOM, 0.02, 0.02, 0.1, 0, 1, 1, 0, 0, 2, opts, 1.0,
+           1.0, 2.0, 1.0, text_colours, texts, box_colours, box_patterns, box_scales, box_widths, line_colours,
+           line_styles, line_widths, symbol_colours, symbol_scales, symbol_numbers, symbols);
+}
+
+// The suggestion: a dashed line across the plot at its learning rate, a dot on the curve.
+void draw_lr_mark(PLFLT x, PLFLT y, PLFLT y_low, PLFLT y_high) {
+  plcol0(kConfidenceColour);
+  pllsty(2);
+  plwidth(1.5);
+  pljoin(x, y_low, x, y_high);
+  pllsty(1);
+  plwidth(1);
+  plssym(0, 1.0);
+  plsym(1, &x, &y, kFilledCircle);
 }
 
 }  // namespace
@@ -349,6 +380,36 @@ void plot_reliability(const std::filesystem::path& file, const std::string& titl
   plbox("bcnst", 0.1, 0, "bcnstv", 0.1, 0);
   pllab("Confidence (highest probability)", "Accuracy", title.c_str());
   reliability_legend();
+  fig.close();
+}
+
+void plot_lr_range(const std::filesystem::path& file, const std::string& title, const std::vector<double>& lrs,
+                   const std::vector<double>& losses, size_t marked) {
+  Figure fig(file, 800, 560);
+  // PLplot's log axes label the decades of data given as their logarithms.
+  std::vector<PLFLT> x, y(losses.begin(), losses.end());
+  for (double lr : lrs) x.push_back(std::log10(lr));
+  const auto [x0, x1] = std::minmax_element(x.begin(), x.end());
+  const auto [y0, y1] = std::minmax_element(y.begin(), y.end());
+  double lo_x = *x0, hi_x = *x1, lo_y = *y0, hi_y = *y1;
+  if (hi_x <= lo_x) lo_x -= 1, hi_x += 1;
+  if (hi_y <= lo_y) lo_y -= 0.5, hi_y += 0.5;
+  const double pad_x = (hi_x - lo_x) * 0.03, pad_y = (hi_y - lo_y) * 0.08;
+  lo_x -= pad_x, hi_x += pad_x, lo_y -= pad_y, hi_y += pad_y;
+  pladv(0);
+  plvpor(0.1, 0.95, 0.12, 0.9);
+  plwind(lo_x, hi_x, lo_y, hi_y);
+  plcol0(12);
+  plbox("g", 0, 0, "g", 0, 0);
+  plcol0(1);
+  plbox("bclnst", 0, 0, "bcnstv", 0, 0);
+  pllab("Learning rate", "Smoothed training loss", title.c_str());
+  plcol0(kFirstSeriesColour);
+  plwidth(2.5);
+  plline(static_cast<PLINT>(x.size()), x.data(), y.data());
+  plwidth(1);
+  draw_lr_mark(x[marked], y[marked], lo_y, hi_y);
+  lr_range_legend(strprintf("steepest descent: lr %.3g", lrs[marked]));
   fig.close();
 }
 

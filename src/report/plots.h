@@ -46,4 +46,10 @@ void plot_scatter(const std::filesystem::path& file, const std::string& title, c
 // mean confidence marked on the diagonal (perfect calibration) above or below the bar's top.
 void plot_reliability(const std::filesystem::path& file, const std::string& title, const Calibration& calibration);
 
+// The learning-rate range test: the smoothed loss against the learning rate on a log axis, the
+// point at `marked` (the suggestion) marked and its learning rate in the legend. At least one
+// point.
+void plot_lr_range(const std::filesystem::path& file, const std::string& title, const std::vector<double>& lrs,
+                   const std::vector<double>& losses, size_t marked);
+
 }  // namespace convkit::report

@@ -11,7 +11,6 @@
 #include "checkpoint/resume.h"
 #include "checkpoint/state_dict.h"
 #include "data/normalization.h"
-#include "data/split.h"
 #include "dist/environment.h"
 #include "dist/process_group.h"
 #include "eval/test_sets.h"
@@ -21,11 +20,10 @@
 #include "run/run_dir.h"
 #include "run/run_lock.h"
 #include "run/settings.h"
-#include "train/optimizer.h"
+#include "run/training_setup.h"
 #include "train/pytorch_random.h"
 #include "train/schedule.h"
 #include "train/weight_average.h"
-#include "train/weight_decay.h"
 #include "util/error.h"
 #include "util/files.h"
 #include "util/format.h"
@@ -50,88 +48,14 @@ std::vector<torch::Tensor> model_state(const models::ClassifierImpl& model, bool
   return state;
 }
 
-// What the ranks must share for their numbers to be one run's: the settings (except the threads,
-// each rank's share, and --data, a path that may differ between machines) ...
+// What the ranks must share for their numbers to be one run's (besides the data): the settings,
+// except the threads, each rank's share, and --data, a path that may differ between machines.
 nlohmann::json shared_settings(const TrainOptions& options) {
   nlohmann::json s = settings_json(options, 0);
   s.erase("threads");
   s.erase("data_dir");
   return s;
 }
-
-// The training images in model-input form, and the validation split taken from them.
-struct TrainingData {
-  data::Dataset data;
-  data::Normalization norm;
-  torch::Tensor train_inputs;  // all training images (60,000), normalised; the split's train indices select from it
-  data::TrainValidIndices split;
-  torch::Tensor valid_inputs, valid_labels;
-};
-
-// A val/ folder's images join the training images after them, so that one tensor holds every
-// image the run trains or validates on, as the tutorial's does; returns how many there are.
-int64_t take_in_given_validation(data::Dataset& d) {
-  if (!d.valid.images.defined() || d.valid.images.size(0) == 0) return 0;
-  const int64_t n = d.valid.images.size(0);
-  d.train = data::concatenate({d.train, d.valid});
-  d.valid = {};
-  return n;
-}
-
-// The split when validation images were given: the last `valid` of the `n` images.
-data::TrainValidIndices given_split(int64_t n, int64_t valid) {
-  return {torch::arange(0, n - valid, torch::kInt64), torch::arange(n - valid, n, torch::kInt64)};
-}
-
-// ... and the data, by content.
-nlohmann::json data_identity(const data::Dataset& d) {
-  return {{"train_images", d.train.images.size(0)},
-          {"test_images", d.test.images.size(0)},
-          {"shape", d.shape().str()},
-          {"classes", d.classes},
-          {"fingerprint", strprintf("%016llx", static_cast<unsigned long long>(data::fingerprint(d)))}};
-}
-
-TrainingData load_training_data(const TrainOptions& options, const Place& place) {
-  std::ostream& out = place.out;
-  TrainingData d;
-  data::DataOptions how = data_options(options);
-  how.write_cache = place.main;
-  d.data = data::load_dataset(options.data_dir, options.limit, how);
-  if (place.group) place.group->agree("data", data_identity(d.data));
-  if (!d.data.skipped.empty()) out << d.data.skipped << "\n";
-  const int64_t given_valid = take_in_given_validation(d.data);
-  d.norm = data::normalization_from(d.data.train.images);
-  out << "Classes: " << d.data.classes.size() << " (" << join(d.data.classes, ", ") << ") | images "
-      << d.data.shape().str() << " (channels x height x width)\n";
-  out << strprintf("Normalisation: %s (from %lld training images)\n", d.norm.str().c_str(),
-                   static_cast<long long>(d.data.train.images.size(0)));
-  d.train_inputs = data::to_model_input(d.data.train.images, d.norm);
-  d.split = given_valid > 0 ? given_split(d.data.train.images.size(0), given_valid)
-                            : data::random_split(d.data.train.images.size(0));
-  if (d.split.train.size(0) == 0 || d.split.valid.size(0) == 0) {
-    throw file_error(options.data_dir, "has " + std::to_string(d.data.train.images.size(0)) +
-                                           " training images: too few to split 90/10 into training and validation");
-  }
-  d.valid_inputs = d.train_inputs.index_select(0, d.split.valid);
-  d.valid_labels = d.data.train.labels.index_select(0, d.split.valid);
-  out << "Number of training examples: " << d.split.train.size(0) << "\n"
-      << "Number of validation examples: " << d.split.valid.size(0) << "\n"
-      << "Number of testing examples: " << d.data.test.images.size(0) << "\n";
-  return d;
-}
-
-// The network, on its device, with the resume point's weights when resuming; and the optimiser
-// over it with whatever the fast path (flat parameters, batch shards) made of its parameters.
-struct Network {
-  models::Classifier model;
-  train::FastPath fast;
-  std::unique_ptr<torch::optim::Optimizer> optimizer;
-  std::unique_ptr<train::WeightAverage> average;  // --ema
-
-  // What is validated, kept as model.pt and tested: the weight average when there is one.
-  const models::Classifier& evaluated() const { return average ? average->shared() : model; }
-};
 
 // The weight average of `model` (--ema), a network built like it. Building draws initial weights
 // from the global generator: its state is put back, so that --ema changes no other draw.
@@ -146,34 +70,26 @@ std::unique_ptr<train::WeightAverage> make_weight_average(const TrainOptions& op
   return std::make_unique<train::WeightAverage>(copy, model, options.ema);
 }
 
+// The network with the resume point's weights when resuming, its weight average (--ema), and
+// the optimiser.
 Network build_network(const TrainOptions& options, const RunDir& run, const std::string& resume_archive,
                       const data::Dataset& data, int threads, const torch::Device& device, const Place& place) {
   std::ostream& out = place.out;
   Network n;
-  n.model = models::make_model(options.model, static_cast<int64_t>(data.classes.size()), data.shape());
-  n.model->set_exact(options.exact);
-  models::set_batch_norm_momentum(*n.model, options.bn_momentum);
-  n.model->to(device);
+  n.model = make_network(options, data, device);
   if (options.resume) checkpoint::load_resume_weights(resume_archive, run.resume(), *n.model);
   if (place.group) place.group->broadcast(model_state(*n.model, true));  // as DDP starts: rank 0's weights
   if (options.ema > 0) {
     n.average = make_weight_average(options, data, *n.model, device);
     if (options.resume) checkpoint::load_resume_average(resume_archive, run.resume(), *n.average);
   }
-  out << strprintf("Model: %s (%lld parameters) | device %s | %d threads | %s kernels\n", options.model.c_str(),
-                   static_cast<long long>(models::count_parameters(*n.model)), device.str().c_str(), threads,
-                   options.exact                   ? "exact"
-                   : n.model->convolutions_fused() ? "fused"
-                                                   : "fused dense, LibTorch convolution")
-      << std::flush;
+  out << network_line(options, *n.model, device, threads) << std::flush;
   if (place.group) {
     const int ranks = place.group->size();
     out << strprintf("Data parallel: %d processes (c10d, Gloo) | global batch %lld, about %lld per process\n", ranks,
                      static_cast<long long>(options.batch_size), static_cast<long long>(options.batch_size / ranks));
   }
-  // Exact mode keeps the tutorial's per-parameter updates (and its resume.pt layout).
-  n.fast = train::prepare_fast_path(*n.model, options.model, threads, device);
-  n.optimizer = train::make_optimizer(options.optimizer, n.fast.parameters, options.exact);
+  prepare_optimizer(n, options, threads, device);
   return n;
 }
 
@@ -217,25 +133,6 @@ RunState start_or_resume(const TrainOptions& options, const RunDir& run, const s
   return p;
 }
 
-train::StepSettings step_settings(const TrainOptions& options, const data::Normalization& norm, const Network& net,
-                                  const train::LrSchedule* schedule, const Place& place) {
-  train::StepSettings s;
-  s.label_smoothing = options.label_smoothing;
-  s.augmentation = options.augmentation;
-  s.mixing = options.mixing;
-  s.classes = net.model->inference_graph().classes;
-  s.weight_decay = train::step_weight_decay(options.optimizer, *net.model);
-  s.average = net.average.get();
-  s.background = data::normalized_black(norm);
-  s.schedule = schedule;
-  s.shards = net.fast.shards;
-  // A data-parallel step sums the whole gradient over the ranks before the optimiser reads it.
-  s.optimizer_sums_shards = !place.group && train::share_shard_gradients(*net.optimizer, net.fast.shards);
-  s.parallel.group = place.group;
-  s.parallel.parameters = net.fast.parameters;
-  return s;
-}
-
 // Optimiser steps in one epoch: the batches of the training split, the last one short.
 int64_t steps_per_epoch(const TrainOptions& options, const TrainingData& d) {
   return (d.split.train.size(0) + options.batch_size - 1) / options.batch_size;
@@ -253,8 +150,7 @@ train::EpochRecord run_epoch(int64_t epoch, const TrainOptions& options, const T
     steps.parallel.generator_state = train::generator_state_for_seed(
         options.seed ^ (0x9E3779B97F4A7C15ULL * (rank + 1)) ^ (0xC2B2AE3D27D4EB4FULL * static_cast<uint64_t>(epoch)));
   }
-  train::draw_loader_base_seed();
-  const torch::Tensor order = d.split.train.index_select(0, train::random_sampler_order(d.split.train.size(0)));
+  const torch::Tensor order = shuffled_training_order(d);
   steps.first_step = (epoch - 1) * steps_per_epoch(options, d);
   train::EpochRecord record;
   record.epoch = epoch;
@@ -373,7 +269,7 @@ RunResult run_training(const TrainOptions& given, std::ostream& out, const dist:
 
   // The order of everything that draws from the global generator below mirrors the tutorial.
   torch::manual_seed(options.seed);
-  TrainingData data = load_training_data(options, place);
+  TrainingData data = load_training_data(options, place.out, group);
   const std::string resume_bytes = resume_archive(options, run, place);
   Network net = build_network(options, run, resume_bytes, data.data, threads, device, place);
   RunState state = start_or_resume(options, run, resume_bytes, *net.optimizer, data, place);
@@ -381,7 +277,7 @@ RunResult run_training(const TrainOptions& given, std::ostream& out, const dist:
 
   const int64_t epoch_steps = steps_per_epoch(options, data);
   const train::LrSchedule schedule(options.schedule, options.optimizer.lr, epoch_steps, options.epochs * epoch_steps);
-  train::StepSettings steps = step_settings(options, data.norm, net, schedule.varies() ? &schedule : nullptr, place);
+  train::StepSettings steps = step_settings(options, data.norm, net, schedule.varies() ? &schedule : nullptr, group);
   bool stopped = options.resume && stops_early(options, state, place.out);  // it stopped early before
   for (int64_t epoch = state.point.completed_epochs + 1; !stopped && epoch <= options.epochs; ++epoch) {
     finish_epoch(run_epoch(epoch, options, data, net, steps, device, place), run, net, state, place);

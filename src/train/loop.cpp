@@ -121,8 +121,8 @@ EpochStats train_epoch(models::ClassifierImpl& model, torch::optim::Optimizer& o
     }
     // A diverged run can only get worse: stop before the step spreads NaN into the weights.
     if (!std::isfinite(loss)) {
-      throw Error("training diverged: the loss is " + std::to_string(loss) + " at step " + std::to_string(batches + 1) +
-                  " of the epoch (a lower --lr may help)");
+      throw Diverged("training diverged: the loss is " + std::to_string(loss) + " at step " +
+                     std::to_string(batches + 1) + " of the epoch (a lower --lr may help)");
     }
     if (settings.parallel.group) sum_gradients_over_ranks(settings.parallel);
     apply_weight_decay(settings.weight_decay, learning_rate(optimizer));

@@ -14,6 +14,7 @@
 #include "train/shards.h"
 #include "train/weight_average.h"
 #include "train/weight_decay.h"
+#include "util/error.h"
 
 namespace convkit::dist {
 class ProcessGroup;
@@ -54,7 +55,14 @@ struct StepSettings {
   DataParallel parallel;
 };
 
-// One pass over `order` (indices into `inputs`) in batches, with optimiser steps. An Error as
+// What train_epoch throws when a batch's loss is not finite: a run stops with it, the
+// learning-rate range test ends there.
+class Diverged : public Error {
+ public:
+  using Error::Error;
+};
+
+// One pass over `order` (indices into `inputs`) in batches, with optimiser steps. Diverged as
 // soon as a batch's loss is not finite.
 EpochStats train_epoch(models::ClassifierImpl& model, torch::optim::Optimizer& optimizer, const torch::Tensor& inputs,
                        const torch::Tensor& labels, const torch::Tensor& order, int64_t batch_size,
