@@ -21,6 +21,8 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Debian's python3-torch lives with the system interpreter.
+PEER_PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
 
 
 def run_preset(convkit, preset, seed, out, extra):
@@ -43,7 +45,7 @@ def run_preset(convkit, preset, seed, out, extra):
 
 def peer_run(settings, epochs, out):
     """bench/competition_peer.py with the run's recipe, for `epochs` epochs."""
-    cmd = [sys.executable, os.path.join(ROOT, "bench", "competition_peer.py"), "--model", settings["model"],
+    cmd = [PEER_PYTHON, os.path.join(ROOT, "bench", "competition_peer.py"), "--model", settings["model"],
            "--epochs", str(epochs), "--batch-size", str(settings["batch_size"]), "--lr", str(settings["lr"]),
            "--optimizer", "sgd" if settings["optimizer"].startswith("sgd") else settings["optimizer"],
            "--weight-decay", str(settings["weight_decay"]), "--schedule", settings["schedule"],
@@ -53,7 +55,9 @@ def peer_run(settings, epochs, out):
     cmd += ["--aug-hflip"] if settings["aug_hflip"] else ["--no-aug-hflip"]
     if settings["ema"] > 0:
         cmd += ["--ema", str(settings["ema"])]
-    subprocess.run(cmd, check=True, capture_output=True, text=True)
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.exit(f"presets.py: the peer failed: {done.stderr.strip()}")
     with open(out) as f:
         return json.load(f)
 

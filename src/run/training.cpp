@@ -226,6 +226,18 @@ nlohmann::json run_metrics(const TrainOptions& options, int threads, const Train
   return metrics;
 }
 
+// The test sets on the evaluated network (with --tta, on its views), and their lines.
+eval::TestResults run_test_sets(const TrainOptions& options, const Network& net, const TrainingData& data,
+                                const torch::Device& device, const Place& place) {
+  const models::Classifier tested =
+      models::with_tta(net.evaluated(), models::parse_tta(options.tta), data::normalized_black(data.norm));
+  const eval::TestResults tests =
+      eval::evaluate_test_sets(*tested, data.data.test, data.norm, options.rotation, options.batch_size, device,
+                               !options.quiet && place.main, place.group);
+  place.out << eval::test_lines(tests);
+  return tests;
+}
+
 void record_tests(const eval::TestResults& tests, RunResult& result, nlohmann::json& metrics) {
   result.test = tests.test;
   result.rotated_test = tests.rotated_test;
@@ -289,15 +301,7 @@ RunResult run_training(const TrainOptions& given, std::ostream& out, const dist:
   RunResult result{state.history, state.point.best_epoch, {}, {}, run.dir};
   nlohmann::json metrics =
       place.main ? run_metrics(options, threads, data, net, state, device, place) : nlohmann::json();
-  if (options.test) {
-    const models::Classifier tested =
-        models::with_tta(net.evaluated(), models::parse_tta(options.tta), data::normalized_black(data.norm));
-    const eval::TestResults tests =
-        eval::evaluate_test_sets(*tested, data.data.test, data.norm, options.rotation, options.batch_size, device,
-                                 !options.quiet && place.main, group);
-    place.out << eval::test_lines(tests);
-    record_tests(tests, result, metrics);
-  }
+  if (options.test) record_tests(run_test_sets(options, net, data, device, place), result, metrics);
   metrics["total_seconds"] = run_clock.seconds();
   if (place.main) write_outputs(options, run, *net.evaluated(), data, state.history, device, metrics, place.out);
   return result;
