@@ -63,10 +63,8 @@ std::unique_ptr<train::WeightAverage> make_weight_average(const TrainOptions& op
                                                           const models::ClassifierImpl& model,
                                                           const torch::Device& device) {
   const torch::Tensor state = train::global_generator_state();
-  models::Classifier copy = models::make_model(options.model, static_cast<int64_t>(data.classes.size()), data.shape());
+  models::Classifier copy = make_network(options, data, device);
   train::set_global_generator_state(state);
-  copy->set_exact(options.exact);
-  copy->to(device);
   return std::make_unique<train::WeightAverage>(copy, model, options.ema);
 }
 
