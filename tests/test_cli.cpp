@@ -310,6 +310,42 @@ TEST(Cli, RecipesAreRecordedAndAWeightAveragedRunResumesExactly) {
   expect_one_line_error(run_convkit("train --limit 100 --optimizer sgdx"), "--optimizer must be one of");
 }
 
+TEST(Cli, ReportSetsCalibrationBeforeAndAfterTheAverageAndTheViews) {
+  TempDir dir;
+  const std::string run = (dir / "run").string();
+  const auto r = run_convkit(
+      "train --model pw3-c8k3p1bn-mp2-fc32 --limit 1500 --epochs 2 --threads 2 --quiet --ema 0.9"
+      " --tta flip --out " +
+      run);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto metrics = read_json(dir / "run" / "metrics.json");
+  const auto& rows = metrics["calibration_variants"];
+  ASSERT_EQ(rows.size(), 3u) << metrics;
+  EXPECT_EQ(rows[0]["name"], "trained weights, last epoch");
+  EXPECT_EQ(rows[1]["name"], "weight average (--ema 0.9)");
+  EXPECT_EQ(rows[2]["name"], "weight average (--ema 0.9) + test-time augmentation (flip)");
+  // The average's row is the report's own calibration; the last row is the network the test used.
+  EXPECT_DOUBLE_EQ(rows[1]["ece"].get<double>(), metrics["calibration"]["ece"].get<double>());
+  EXPECT_NEAR(rows[1]["accuracy"].get<double>(), metrics["per_class"]["accuracy"].get<double>(), 1e-9);
+  // test_acc is the tutorial's mean of per-batch accuracies, the row the share of all images.
+  EXPECT_NEAR(rows[2]["accuracy"].get<double>(), metrics["test_acc"].get<double>(), 0.01);
+  EXPECT_NE(rows[2]["accuracy"], rows[1]["accuracy"]);
+  for (const auto& row : rows) {
+    EXPECT_GE(row["ece"].get<double>(), 0.0);
+    EXPECT_LE(row["ece"].get<double>(), 1.0);
+    EXPECT_TRUE(png_is_real(dir / "run" / row["figure"].get<std::string>())) << row;
+  }
+  // The whitening layer's filters are the ones shown, and model.pt carries them: eval agrees.
+  const auto& figures = metrics["figures"];
+  EXPECT_NE(std::find(figures.begin(), figures.end(), "figures/filters.png"), figures.end()) << figures;
+  const auto html_bytes = read_file_bytes(dir / "run" / "report.html");
+  const std::string html(html_bytes.begin(), html_bytes.end());
+  EXPECT_NE(html.find("Calibration before and after"), std::string::npos);
+  const auto e = run_convkit("eval --checkpoint " + run + "/model.pt --limit 1500 --json");
+  ASSERT_EQ(e.exit_code, 0) << e.err;
+  EXPECT_NEAR(nlohmann::json::parse(e.out)["test_acc"].get<double>(), metrics["test_acc"].get<double>(), 1e-9);
+}
+
 TEST(Cli, FiguresReportAndComparison) {
   TempDir dir;
   const std::string lenet = (dir / "lenet").string(), mlp = (dir / "mlp").string();

@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include "data/transforms.h"
+#include "models/patch_whitening.h"
 #include "models/registry.h"
 #include "models/spec_net.h"
 #include "run/options.h"
@@ -61,6 +62,74 @@ TEST(Spec, InvalidSpecsNameTheBadToken) {
   EXPECT_NE(spec_error("fc65536-fc65536").find("at token 'fc65536'"), std::string::npos);
   EXPECT_NE(spec_error(std::string(5000, 'c')).find("at most 1000 characters"), std::string::npos);
   EXPECT_EQ(spec_error("c4096k3-mp2-fc10"), "no error");
+}
+
+TEST(PatchWhitening, WhitensThePatchesItWasFittedTo) {
+  // Correlated images: smoothed noise plus a per-image offset, so the patch covariance is far
+  // from the identity and has a mean to remove.
+  torch::manual_seed(5);
+  const torch::Tensor noise = torch::randn({300, 2, 12, 12});
+  const torch::Tensor images = torch::avg_pool2d(noise, 3, 1, 1) + torch::randn({300, 1, 1, 1}) + 0.7;
+  models::PatchWhitening layer(2, 3);
+  models::fit_patch_whitening(*layer, images);
+  ASSERT_EQ(layer->weight.sizes(), (std::vector<int64_t>{36, 2, 3, 3}));
+  // The unpadded patches through the first half of the filters, in float64.
+  const torch::Tensor patches =
+      torch::nn::functional::unfold(images.to(torch::kDouble), torch::nn::functional::UnfoldFuncOptions(3))
+          .transpose(1, 2)
+          .reshape({-1, 18});
+  const torch::Tensor w = layer->weight.slice(0, 0, 18).reshape({18, 18}).to(torch::kDouble);
+  const torch::Tensor out = patches.mm(w.t()) + layer->bias.slice(0, 0, 18).to(torch::kDouble);
+  const torch::Tensor centred = out - out.mean(0);
+  const torch::Tensor covariance = centred.t().mm(centred) / out.size(0);
+  // Hand computation: eigenvalue l of the patch covariance becomes l / (l + eps).
+  const torch::Tensor p = patches - patches.mean(0);
+  const torch::Tensor lambda = torch::linalg_eigvalsh(p.t().mm(p) / patches.size(0));
+  const torch::Tensor expected = torch::diag(lambda / (lambda + models::kWhiteningEps));
+  EXPECT_LT(out.mean(0).abs().max().item<double>(), 1e-4);
+  EXPECT_LT((covariance - expected).abs().max().item<double>(), 1e-3);
+  EXPECT_GT(expected.diag().min().item<double>(), 0.5);  // the test is not of a degenerate case
+  // The second half is the negation, so a ReLU after the layer keeps everything.
+  EXPECT_TRUE(torch::equal(layer->weight.slice(0, 18), -layer->weight.slice(0, 0, 18)));
+  // Deterministic, signs included.
+  models::PatchWhitening again(2, 3);
+  models::fit_patch_whitening(*again, images);
+  EXPECT_TRUE(torch::equal(again->weight, layer->weight));
+  EXPECT_THROW(models::fit_patch_whitening(*layer, torch::randn({4, 3, 12, 12})), Error);
+}
+
+TEST(PatchWhitening, IsAFrozenFirstLayerThatTrainingLeavesAlone) {
+  EXPECT_NE(spec_error("c8k3-pw3").find("first layer"), std::string::npos);
+  EXPECT_NE(spec_error("pw40").find("kernel"), std::string::npos);
+  torch::manual_seed(2);
+  const auto y = torch::randint(0, 10, {64});
+  auto x = torch::randn({64, 1, 28, 28}) * 0.3;
+  for (int64_t i = 0; i < 64; ++i)
+    x.index_put_({i, 0, 3 + 2 * y[i].item<int64_t>(), torch::indexing::Slice(4, 24)}, 2.0);
+  std::vector<double> finals;
+  for (int run = 0; run < 2; ++run) {
+    torch::manual_seed(1);
+    auto model = models::make_model("pw3-c16k3p1bn-mp2-fc32");
+    EXPECT_EQ(models::count_parameters(*model),
+              models::count_parameters(*models::make_model("c16k3p1bn-mp2-fc32", 10, {18, 28, 28})));
+    const auto buffers = model->named_buffers();
+    ASSERT_TRUE(buffers.contains("whiten.weight") && buffers.contains("whiten.bias"));
+    models::fit_patch_whitening(*model->named_modules()["whiten"]->as<models::PatchWhiteningImpl>(), x);
+    const torch::Tensor fitted = buffers["whiten.weight"].clone();
+    auto opt = train::make_optimizer(train::OptimizerSettings{}, model->parameters(), false);
+    double first = 0, last = 0;
+    for (int step = 0; step < 30; ++step) {
+      opt->zero_grad();
+      auto loss = torch::nn::functional::cross_entropy(model->forward(x).logits, y);
+      loss.backward();
+      opt->step();
+      (step == 0 ? first : last) = loss.item<double>();
+    }
+    EXPECT_LT(last, 0.5 * first);
+    EXPECT_TRUE(torch::equal(buffers["whiten.weight"], fitted));
+    finals.push_back(last);
+  }
+  EXPECT_EQ(finals[0], finals[1]);
 }
 
 TEST(Optimisers, EachOptimiserAndScheduleLowersTheLoss) {

@@ -14,6 +14,7 @@
 #include "deploy/exportable_network.h"
 #include "deploy/onnx_export.h"
 #include "deploy/torchscript_export.h"
+#include "models/patch_whitening.h"
 #include "models/registry.h"
 #include "test_util.h"
 #include "util/error.h"
@@ -24,13 +25,16 @@ using convkit::testing::TempDir;
 namespace {
 
 const char* kAllTokens = "c8k3p1bn-gelu-mp2-c12k3s2p1-tanh-c12k3p1-ap2-elu-dr0.25-fc32bn-silu-fc24-lrelu-fc16";
-const std::vector<std::string> kNetworks = {"lenet", "mlp", "lenet-bn", kAllTokens};
+const std::vector<std::string> kNetworks = {"lenet", "mlp", "lenet-bn", kAllTokens, "pw3-c8k3p1bn-mp2-fc16"};
 
 // A network in eval mode whose batch norms have running statistics of their own (a few training
 // steps' worth), so folding them and exporting them is not a test of the identity.
 models::Classifier trained_looking(const std::string& name) {
   torch::manual_seed(3);
   models::Classifier model = models::make_model(name);
+  for (const auto& module : model->modules(/*include_self=*/false))
+    if (auto* whitening = module->as<models::PatchWhiteningImpl>())
+      models::fit_patch_whitening(*whitening, torch::randn({64, 1, 28, 28}));
   model->train();
   torch::NoGradGuard no_grad;
   for (int i = 0; i < 5; ++i) model->forward(torch::randn({16, 1, 28, 28}) * 2 + 0.5);

@@ -1,4 +1,4 @@
-// The fused kernels (conv+pool+ReLU, linear+ReLU, Adam's step) against the LibTorch ops they
+// The fused kernels (conv+pool+ReLU, batch norm+ReLU(+pool), linear+ReLU, Adam's step) against the LibTorch ops they
 // replace, and the fast training path built on them (flat parameters, batch shards over
 // threads) against the plain one.
 #include <gtest/gtest.h>
@@ -8,6 +8,7 @@
 #include <limits>
 #include <sstream>
 
+#include "models/batch_norm_relu_pool.h"
 #include "models/fused_conv.h"
 #include "models/fused_linear.h"
 #include "models/registry.h"
@@ -119,6 +120,128 @@ TEST(FusedConvPoolRelu, UnsupportedOperandsAreRefused) {
       models::conv_pool_relu_supported(torch::randn({1, 1, 28, 28}, torch::kDouble), torch::randn({6, 1, 5, 5})));
   EXPECT_THROW(models::conv_pool_relu(torch::randn({1, 2, 28, 28}), torch::randn({6, 1, 5, 5}), torch::randn({6})),
                c10::Error);
+}
+
+namespace {
+
+struct NormCase {
+  std::vector<int64_t> shape;
+  bool pool, training;
+  c10::optional<double> momentum = 0.1;
+};
+
+// A batch norm with varied affine parameters (some scales negative, which turns the pooling's
+// maximum into the input's minimum) and running statistics, and its float64 twin.
+std::pair<torch::nn::BatchNorm2d, torch::nn::BatchNorm2d> norm_pair(int64_t channels, c10::optional<double> momentum) {
+  torch::nn::BatchNorm2d norm(torch::nn::BatchNorm2dOptions(channels).momentum(momentum)), twin(norm->options);
+  torch::NoGradGuard no_grad;
+  norm->weight.uniform_(-1, 2), norm->bias.uniform_(-1, 1);
+  norm->running_mean.uniform_(-1, 1), norm->running_var.uniform_(0.5, 2);
+  twin->to(torch::kDouble);
+  for (const auto& item : norm->named_parameters()) twin->named_parameters()[item.key()].copy_(item.value());
+  for (const auto& item : norm->named_buffers()) twin->named_buffers()[item.key()].copy_(item.value());
+  return {norm, twin};
+}
+
+// Forward, the three gradients and the running statistics of the fused op (float) against
+// LibTorch's batch norm, ReLU and max-pool in float64, over two steps.
+void expect_norm_matches_libtorch(const NormCase& k, const torch::Tensor& input) {
+  SCOPED_TRACE(std::string(k.pool ? "pooled " : "") + (k.training ? "training " : "evaluation ") +
+               c10::str(input.sizes()) + (k.momentum ? "" : " cumulative"));
+  auto [norm, twin] = norm_pair(input.size(1), k.momentum);
+  norm->train(k.training), twin->train(k.training);
+  ASSERT_TRUE(models::batch_norm_relu_pool_supported(*norm, input, k.pool));
+  for (int step = 0; step < 2; ++step) {
+    const torch::Tensor batch = input * (1 + step) + step;
+    const auto x = batch.clone().requires_grad_(), xd = batch.to(torch::kDouble).requires_grad_();
+    const torch::Tensor fused = models::batch_norm_relu_pool(*norm, x, k.pool);
+    torch::Tensor ref = torch::relu(twin->forward(xd));
+    if (k.pool) ref = F::max_pool2d(ref, F::MaxPool2dFuncOptions(2));
+    ASSERT_EQ(fused.sizes(), ref.sizes());
+    EXPECT_LE(relative_error(fused, ref), 1e-5);
+    const torch::Tensor grad_out = torch::randn(ref.sizes(), torch::kDouble);
+    const auto got = torch::autograd::grad({fused}, {x, norm->weight, norm->bias}, {grad_out.to(torch::kFloat)});
+    const auto want = torch::autograd::grad({ref}, {xd, twin->weight, twin->bias}, {grad_out});
+    EXPECT_LE(relative_error(got[0], want[0]), 1e-5) << "input gradient";
+    EXPECT_LE(relative_error(got[1], want[1]), 1e-5) << "weight gradient";
+    EXPECT_LE(relative_error(got[2], want[2]), 1e-5) << "bias gradient";
+    EXPECT_LE(relative_error(norm->running_mean, twin->running_mean), 1e-6) << "running mean";
+    EXPECT_LE(relative_error(norm->running_var, twin->running_var), 1e-6) << "running variance";
+    EXPECT_EQ(norm->num_batches_tracked.item<int64_t>(), twin->num_batches_tracked.item<int64_t>());
+  }
+}
+
+}  // namespace
+
+TEST(FusedBatchNormReluPool, MatchesLibTorchTrainingAndEvaluatingOnOddShapes) {
+  torch::manual_seed(17);
+  const std::vector<std::vector<int64_t>> shapes = {
+      {6, 32, 28, 28},  // the competition network's first block: whole vectors of windows
+      {5, 8, 14, 14},   // 49 windows per plane: a partial vector
+      {3, 5, 7, 9},     // odd sizes: the last row and column are dropped by the pooling
+      {2, 3, 2, 2},     // one window per plane
+      {1, 2, 3, 5},     // one image
+  };
+  for (const auto& shape : shapes)
+    for (bool pool : {true, false})
+      for (bool training : {true, false})
+        expect_norm_matches_libtorch({shape, pool, training}, torch::randn(shape) * 2 + 0.5);
+  // Without a momentum, the running statistics are the cumulative average.
+  expect_norm_matches_libtorch({{4, 3, 6, 6}, true, true, c10::nullopt}, torch::randn({4, 3, 6, 6}));
+}
+
+TEST(FusedBatchNormReluPool, TiesGoToTheFirstMaximumAndReluStopsGradients) {
+  torch::manual_seed(19);
+  // Values 0, 1, 2: after the norm many windows hold equal maxima; below the mean the ReLU stops
+  // the gradient.
+  for (bool training : {true, false})
+    expect_norm_matches_libtorch({{4, 3, 8, 8}, true, training}, torch::randint(0, 3, {4, 3, 8, 8}).to(torch::kFloat));
+}
+
+TEST(FusedBatchNormReluPool, SameNumbersWhateverTheThreadCount) {
+  torch::manual_seed(23);
+  const auto x = (torch::randn({9, 7, 10, 12}) * 3).requires_grad_();
+  const int threads = torch::get_num_threads();
+  std::vector<std::vector<torch::Tensor>> results;
+  for (int t : {1, 2, 3}) {
+    torch::set_num_threads(t);
+    torch::manual_seed(1);
+    torch::nn::BatchNorm2d norm(7);
+    const auto y = models::batch_norm_relu_pool(*norm, x, true);
+    auto grads = torch::autograd::grad({y.square().sum()}, {x, norm->weight, norm->bias});
+    grads.insert(grads.end(), {y.detach(), norm->running_mean.clone(), norm->running_var.clone()});
+    results.push_back(grads);
+  }
+  torch::set_num_threads(threads);
+  for (size_t r = 1; r < results.size(); ++r)
+    for (size_t i = 0; i < results[0].size(); ++i) EXPECT_TRUE(results[r][i].equal(results[0][i])) << r << " " << i;
+}
+
+TEST(FusedBatchNormReluPool, UnsupportedOperandsAreRefused) {
+  torch::nn::BatchNorm2d norm(4);
+  EXPECT_TRUE(models::batch_norm_relu_pool_supported(*norm, torch::randn({2, 4, 2, 2}), true));
+  EXPECT_FALSE(models::batch_norm_relu_pool_supported(*norm, torch::randn({2, 3, 6, 6}), true));  // channels
+  EXPECT_FALSE(models::batch_norm_relu_pool_supported(*norm, torch::randn({2, 4, 1, 6}), true));  // no window
+  EXPECT_TRUE(models::batch_norm_relu_pool_supported(*norm, torch::randn({2, 4, 1, 6}), false));
+  EXPECT_FALSE(models::batch_norm_relu_pool_supported(*norm, torch::randn({2, 4, 6, 6}, torch::kDouble), true));
+  EXPECT_FALSE(models::batch_norm_relu_pool_supported(*norm, torch::randn({2, 4, 36}), false));
+  torch::nn::BatchNorm2d plain(torch::nn::BatchNorm2dOptions(4).affine(false));
+  EXPECT_FALSE(models::batch_norm_relu_pool_supported(*plain, torch::randn({2, 4, 6, 6}), true));
+  torch::nn::BatchNorm2d untracked(torch::nn::BatchNorm2dOptions(4).track_running_stats(false));
+  EXPECT_FALSE(models::batch_norm_relu_pool_supported(*untracked, torch::randn({2, 4, 6, 6}), true));
+  // One value per channel has no batch variance, as in LibTorch.
+  EXPECT_THROW(models::batch_norm_relu_pool(*norm, torch::randn({1, 4, 1, 1}), false), c10::Error);
+  EXPECT_THROW(models::batch_norm_relu_pool(*norm, torch::randn({2, 3, 6, 6}), true), c10::Error);
+}
+
+TEST(FusedBatchNormReluPool, InferenceNeedsNoGraphAndKeepsTheStatistics) {
+  torch::nn::BatchNorm2d norm(3);
+  norm->eval();
+  torch::NoGradGuard no_grad;
+  const torch::Tensor y = models::batch_norm_relu_pool(*norm, torch::randn({2, 3, 4, 4}), true);
+  EXPECT_FALSE(y.requires_grad());
+  EXPECT_EQ(norm->num_batches_tracked.item<int64_t>(), 0);
+  EXPECT_TRUE(norm->running_mean.equal(torch::zeros({3})));
 }
 
 TEST(FusedLinear, MatchesLibTorchWithAndWithoutReluAndBias) {
@@ -350,6 +473,32 @@ TEST(FusedModels, LeNetAndSpecsAgreeWithTheirExactMode) {
     EXPECT_LE(relative_error(logits[1], logits[0]), 1e-5);
     const size_t n = grads.size() / 2;
     for (size_t i = 0; i < n; ++i) EXPECT_LE(relative_error(grads[n + i], grads[i]), 1e-5) << "parameter " << i;
+  }
+}
+
+TEST(FusedModels, BatchNormSpecsAgreeWithTheirExactModeIncludingRunningStatistics) {
+  // The presets' network (each norm pooled) and one whose first norm is not followed by a pool.
+  for (const std::string name : {"c32k3p1bn-mp2-c64k3p1bn-mp2-fc256bn", "c8k3p1bn-c8k3bn-mp2-dr0.2-fc16"}) {
+    SCOPED_TRACE(name);
+    const torch::Tensor x = torch::randn({8, 1, 28, 28});
+    const torch::Tensor y = torch::randint(0, 10, {8}, torch::kLong);
+    std::vector<std::vector<torch::Tensor>> results;
+    for (bool exact : {true, false}) {
+      torch::manual_seed(11);
+      auto model = models::make_model(name);
+      model->set_exact(exact);
+      const torch::Tensor out = model->forward(x).logits;
+      F::cross_entropy(out, y).backward();
+      std::vector<torch::Tensor> r = {out.detach()};
+      for (const auto& p : model->parameters()) r.push_back(p.grad().clone());
+      for (const auto& b : model->buffers()) r.push_back(b.clone());
+      model->eval();
+      r.push_back(model->forward(x).logits.detach());
+      results.push_back(r);
+    }
+    ASSERT_EQ(results[0].size(), results[1].size());
+    for (size_t i = 0; i < results[0].size(); ++i)
+      EXPECT_LE(relative_error(results[1][i], results[0][i]), 1e-5) << "tensor " << i;
   }
 }
 

@@ -4,6 +4,7 @@
 #include <torch/nn/functional.h>
 #include <torch/nn/modules/batchnorm.h>
 
+#include "models/batch_norm_relu_pool.h"
 #include "models/fused_conv.h"
 #include "models/fused_linear.h"
 
@@ -17,6 +18,14 @@ torch::Tensor ClassifierImpl::conv_pool_relu(torch::nn::Conv2dImpl& conv, const 
     return models::conv_pool_relu(x, conv.weight, conv.bias);
   TORCH_CHECK(!at::in_parallel_region(), "a convolution outside the fused kernel inside a parallel region");
   return F::relu(F::max_pool2d(conv.forward(x), F::MaxPool2dFuncOptions(2)));
+}
+
+torch::Tensor ClassifierImpl::batch_norm_relu_pool(torch::nn::BatchNorm2dImpl& norm, const torch::Tensor& x,
+                                                   bool pool) const {
+  if (!exact_ && models::batch_norm_relu_pool_supported(norm, x, pool))
+    return models::batch_norm_relu_pool(norm, x, pool);
+  const torch::Tensor y = F::relu(norm.forward(x));
+  return pool ? F::max_pool2d(y, F::MaxPool2dFuncOptions(2)) : y;
 }
 
 torch::Tensor ClassifierImpl::linear(torch::nn::LinearImpl& fc, const torch::Tensor& x, bool relu) const {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <torch/nn/module.h>
+#include <torch/nn/modules/batchnorm.h>
 #include <torch/nn/modules/conv.h>
 #include <torch/nn/modules/linear.h>
 
@@ -28,9 +29,10 @@ class ClassifierImpl : public torch::nn::Module {
   virtual InferenceGraph inference_graph() const = 0;
 
   // Exact: LibTorch's own kernels only, bit-identical to the Python tutorial. Otherwise (the
-  // default) conv -> 2x2 max-pool -> ReLU blocks and linear -> ReLU layers run as single fused
-  // ops (models/fused_conv.h, models/fused_linear.h), equal to float rounding and several times
-  // faster on CPU.
+  // default) conv -> 2x2 max-pool -> ReLU blocks, batch norm -> ReLU (-> 2x2 max-pool) and
+  // linear -> ReLU layers run as single fused ops (models/fused_conv.h,
+  // models/batch_norm_relu_pool.h, models/fused_linear.h), equal to float rounding and several
+  // times faster on CPU.
   void set_exact(bool exact) { exact_ = exact; }
   bool exact() const { return exact_; }
 
@@ -42,6 +44,9 @@ class ClassifierImpl : public torch::nn::Module {
  protected:
   // relu(max_pool2d(conv(x), 2)), fused when allowed and supported.
   torch::Tensor conv_pool_relu(torch::nn::Conv2dImpl& conv, const torch::Tensor& x) const;
+  // relu(norm(x)), then a 2x2 max-pool when `pool`; one op outside exact mode
+  // (models/batch_norm_relu_pool.h).
+  torch::Tensor batch_norm_relu_pool(torch::nn::BatchNorm2dImpl& norm, const torch::Tensor& x, bool pool) const;
   // fc(x), then the ReLU when `relu`; one op outside exact mode.
   torch::Tensor linear(torch::nn::LinearImpl& fc, const torch::Tensor& x, bool relu = false) const;
 

@@ -8,17 +8,12 @@
 #include <cstdint>
 #include <vector>
 
+#include "models/cpu_dispatch.h"
+
 namespace convkit::models {
 namespace {
 
-// The kernels use GCC's vector extensions; each entry point is compiled for AVX-512, AVX2+FMA
-// and baseline x86-64, and the loader picks the one this CPU runs.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define CONVKIT_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define CONVKIT_CLONES
-#endif
-#define CONVKIT_INLINE inline __attribute__((always_inline))
+// The kernels use GCC's vector extensions (models/cpu_dispatch.h).
 
 using torch::Tensor;
 

@@ -8,25 +8,40 @@ namespace {
 
 using torch::Tensor;
 
-// The BLAS LibTorch itself calls (Fortran sgemm_, found at run time in the process: OpenBLAS on
-// Debian), for the dense layers' small products: at::addmm and friends cost a dispatch, checks
-// and allocations each, as much as the arithmetic of a 32-image shard's layer.
+// The dense layers' products go straight to a GEMM: at::addmm and friends cost a dispatch,
+// checks and allocations each, as much as the arithmetic of a 32-image shard's layer. The GEMM is
+// oneDNN's (the library LibTorch's convolutions already use, found at run time in the process):
+// it picks its kernels from the CPU's instruction set, where Debian's OpenBLAS 0.3.21, which
+// LibTorch's own products call, falls back to its generic SSE3 kernels on CPUs newer than it
+// knows (Sapphire Rapids), several times slower. OpenBLAS's Fortran sgemm_ stays the fallback.
+using DnnlSgemm = int (*)(char transa, char transb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+                          int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
 using Sgemm = void (*)(const char* transa, const char* transb, const int* m, const int* n, const int* k,
                        const float* alpha, const float* a, const int* lda, const float* b, const int* ldb,
                        const float* beta, float* c, const int* ldc);
+
+DnnlSgemm dnnl_sgemm() {
+  static const auto sgemm = reinterpret_cast<DnnlSgemm>(dlsym(RTLD_DEFAULT, "dnnl_sgemm"));
+  return sgemm;
+}
 
 Sgemm blas_sgemm() {
   static const auto sgemm = reinterpret_cast<Sgemm>(dlsym(RTLD_DEFAULT, "sgemm_"));
   return sgemm;
 }
 
+bool gemm_available() { return dnnl_sgemm() || blas_sgemm(); }
+
 // Column-major C (m x n) = op(A) op(B) + beta C, as BLAS has it; a row-major matrix is its
-// transpose in column-major, so the calls below read "backwards".
+// transpose in column-major, so the calls below read "backwards". oneDNN's GEMM is row-major:
+// the same product is C^T = op(B)^T op(A)^T there.
 void gemm(char transa, char transb, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
           int64_t ldb, float beta, float* c, int64_t ldc) {
+  if (dnnl_sgemm() && dnnl_sgemm()(transb, transa, n, m, k, 1.0f, b, ldb, a, lda, beta, c, ldc) == 0) return;
   const int mi = static_cast<int>(m), ni = static_cast<int>(n), ki = static_cast<int>(k);
   const int lda_i = static_cast<int>(lda), ldb_i = static_cast<int>(ldb), ldc_i = static_cast<int>(ldc);
   const float one = 1.0f;
+  TORCH_CHECK(blas_sgemm(), "oneDNN's sgemm refused a ", m, "x", n, "x", k, " product and no BLAS sgemm_ is loaded");
   blas_sgemm()(&transa, &transb, &mi, &ni, &ki, &one, a, &lda_i, b, &ldb_i, &beta, c, &ldc_i);
 }
 
@@ -35,7 +50,7 @@ bool blas_size(int64_t v) { return v > 0 && v < (int64_t{1} << 31); }
 
 // The BLAS path: CPU float32, contiguous 2-D input, contiguous weight and bias.
 bool blas_linear_fits(const Tensor& input, const Tensor& weight, const Tensor& bias) {
-  return blas_sgemm() && bias.defined() && input.dim() == 2 && input.device().is_cpu() &&
+  return gemm_available() && bias.defined() && input.dim() == 2 && input.device().is_cpu() &&
          input.scalar_type() == torch::kFloat && weight.scalar_type() == torch::kFloat &&
          bias.scalar_type() == torch::kFloat && weight.device().is_cpu() && input.is_contiguous() &&
          weight.is_contiguous() && bias.is_contiguous() && blas_size(input.size(0)) && blas_size(input.size(1)) &&

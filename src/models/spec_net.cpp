@@ -7,6 +7,7 @@
 
 #include "data/dataset.h"
 #include "models/fused_conv.h"
+#include "models/patch_whitening.h"
 #include "util/error.h"
 
 namespace convkit::models {
@@ -58,6 +59,7 @@ std::vector<LayerSpec> parse_spec(const std::string& spec, data::ImageShape inpu
   static const std::regex pool(R"((mp|ap)(\d+))");
   static const std::regex dropout(R"(dr(0?\.\d+|0))");
   static const std::regex dense(R"(fc(\d+)(bn)?)");
+  static const std::regex whitening(R"(pw(\d+))");
   std::vector<LayerSpec> layers;
   int64_t channels = input.channels, height = input.height, width = input.width;  // the shape flowing through
   int64_t parameters = 0;
@@ -88,6 +90,19 @@ std::vector<LayerSpec> parse_spec(const std::string& spec, data::ImageShape inpu
       channels = l.out;
       if (channels * height * width > kMaxFeatures)
         bad(spec, token, "more than " + std::to_string(kMaxFeatures) + " values per image here");
+    } else if (std::regex_match(token, m, whitening)) {
+      if (!layers.empty()) bad(spec, token, "patch whitening must be the first layer (it is fitted to the images)");
+      l.kind = LayerSpec::Kind::Conv;
+      l.whitening = true;
+      l.kernel = number(spec, token, m[1], kMaxKernel, "kernel");
+      if (l.kernel < 1 || l.kernel > height || l.kernel > width)
+        bad(spec, token, "kernel must be between 1 and the image's side");
+      l.out = whitening_outputs(channels, l.kernel);
+      if (l.out > kMaxChannels) bad(spec, token, "more than " + std::to_string(kMaxChannels) + " channels");
+      l.padding = (l.kernel - 1) / 2;
+      height = conv_output_side(height, l), width = conv_output_side(width, l);
+      parameters += l.out * (channels * l.kernel * l.kernel + 1);
+      channels = l.out;
     } else if (std::regex_match(token, m, pool)) {
       if (flat) bad(spec, token, "pooling after a dense layer");
       l.kind = m[1] == "mp" ? LayerSpec::Kind::MaxPool : LayerSpec::Kind::AvgPool;
@@ -112,7 +127,8 @@ std::vector<LayerSpec> parse_spec(const std::string& spec, data::ImageShape inpu
       l.activation = token;
     } else {
       bad(spec, token,
-          "unknown token (expected c<out>k<size>[s][p][bn], mp<n>, ap<n>, dr<p>, fc<n>[bn] or an activation)");
+          "unknown token (expected c<out>k<size>[s][p][bn], pw<size>, mp<n>, ap<n>, dr<p>, fc<n>[bn] or an "
+          "activation)");
     }
     if (parameters > kMaxParameters)
       bad(spec, token, "more than " + std::to_string(kMaxParameters) + " parameters up to here");
@@ -134,9 +150,16 @@ SpecNetImpl::SpecNetImpl(const std::string& spec, int64_t num_classes, data::Ima
   const std::vector<LayerSpec> layers = parse_spec(spec, input);
   for (size_t i = 0; i < layers.size(); ++i) {
     const LayerSpec& l = layers[i];
-    Step step{l, false, false, {}, {}, {}};
+    Step step{l, false, false, false, false, {}, {}, {}};
     switch (l.kind) {
       case LayerSpec::Kind::Conv: {
+        if (l.whitening) {
+          step.name = "whiten";
+          step.module = torch::nn::AnyModule(register_module("whiten", PatchWhitening(channels, l.kernel)));
+          channels = l.out;
+          height = conv_output_side(height, l), width = conv_output_side(width, l);
+          break;
+        }
         const bool next_is_mp2 =
             i + 1 < layers.size() && layers[i + 1].kind == LayerSpec::Kind::MaxPool && layers[i + 1].kernel == 2;
         const std::string name = step.name = "conv" + std::to_string(++n_conv);
@@ -145,6 +168,8 @@ SpecNetImpl::SpecNetImpl(const std::string& spec, int64_t num_classes, data::Ima
             torch::nn::Conv2d(torch::nn::Conv2dOptions(channels, l.out, l.kernel).stride(l.stride).padding(l.padding)));
         step.pools_in_conv =
             next_is_mp2 && !l.batch_norm && activation == "relu" && conv_pool_relu_fits(conv->options, height, width);
+        step.norm_relu = l.batch_norm && activation == "relu";
+        step.norm_pools = step.norm_relu && next_is_mp2;
         step.module = torch::nn::AnyModule(conv);
         if (l.batch_norm)
           step.norm = torch::nn::AnyModule(register_module("bn_" + name, torch::nn::BatchNorm2d(l.out)));
@@ -173,7 +198,9 @@ SpecNetImpl::SpecNetImpl(const std::string& spec, int64_t num_classes, data::Ima
         activation = l.activation;
         break;
     }
-    if (l.kind == LayerSpec::Kind::MaxPool && !steps_.empty() && steps_.back().pools_in_conv) step.part_of_conv = true;
+    if (l.kind == LayerSpec::Kind::MaxPool && !steps_.empty() &&
+        (steps_.back().pools_in_conv || steps_.back().norm_pools))
+      step.part_of_conv = true;
     steps_.push_back(std::move(step));
   }
   if (!flat) features = channels * height * width;
@@ -229,12 +256,16 @@ Output SpecNetImpl::forward(const torch::Tensor& input) {
           x = linear(step.module.get<torch::nn::LinearImpl>(), x, /*relu=*/true);
           break;
         }
-        x = step.module.forward(x);
+        x = linear(step.module.get<torch::nn::LinearImpl>(), x);
         if (l.batch_norm) x = step.norm.forward(x);
         x = activate(activation, x);
         break;
       case LayerSpec::Kind::Conv:
         x = step.module.forward(x);
+        if (step.norm_relu) {
+          x = batch_norm_relu_pool(*step.norm.ptr()->as<torch::nn::BatchNorm2dImpl>(), x, step.norm_pools);
+          break;
+        }
         if (l.batch_norm) x = step.norm.forward(x);
         x = activate(activation, x);
         break;

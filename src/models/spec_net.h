@@ -2,6 +2,9 @@
 //   c6k5-mp2-c16k5-mp2-fc120-fc84
 // Tokens, separated by '-':
 //   c<out>k<size>[s<stride>][p<pad>][bn]  convolution (+ batch norm), then the activation
+//   pw<size>                               frozen patch-whitening convolution fitted to the training
+//                                          images (models/patch_whitening.h), then the activation;
+//                                          first token only
 //   mp<size> | ap<size>                    max / average pooling
 //   dr<p>                                  dropout with probability p (0 <= p < 1)
 //   fc<out>[bn]                            dense layer (+ batch norm), then the activation
@@ -26,6 +29,7 @@ struct LayerSpec {
   enum class Kind { Conv, MaxPool, AvgPool, Dropout, Dense, Activation } kind;
   int64_t out = 0, kernel = 0, stride = 1, padding = 0;  // conv; out also for dense; kernel for pools
   bool batch_norm = false;
+  bool whitening = false;  // a conv that is a frozen patch whitening (pw<size>)
   double p = 0;            // dropout
   std::string activation;  // Activation
 };
@@ -59,7 +63,9 @@ class SpecNetImpl : public ClassifierImpl {
   struct Step {
     LayerSpec layer;
     bool pools_in_conv = false;   // conv (ReLU) -> mp2 that the fused kernel can run as one op
-    bool part_of_conv = false;    // the mp2 of such a pair
+    bool norm_relu = false;       // conv -> batch norm -> ReLU, the norm and ReLU as one op
+    bool norm_pools = false;      // ... and the mp2 that follows in that op too
+    bool part_of_conv = false;    // the mp2 of a conv step that pools
     torch::nn::AnyModule module;  // empty for activations and pools
     torch::nn::AnyModule norm;    // batch norm, when asked for
     std::string name;             // the module's name (conv1, fc_2, ...); empty for pools and activations

@@ -3,7 +3,9 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <functional>
 
+#include "models/patch_whitening.h"
 #include "report/plots.h"
 #include "report/saliency.h"
 #include "util/files.h"
@@ -93,16 +95,25 @@ void write_reliability(const std::filesystem::path& dir, const Calibration& cali
 // The first convolution's filters (top row) and what each makes of one test image (bottom row).
 bool write_filters(const std::filesystem::path& dir, models::ClassifierImpl& model, const data::Split& test,
                    const data::Normalization& norm, const std::vector<std::string>& names) {
-  torch::nn::Conv2dImpl* conv = nullptr;
+  // The first layer that filters the input: a convolution, or the frozen patch whitening.
+  torch::Tensor weight;
+  std::function<torch::Tensor(const torch::Tensor&)> apply;
   for (const auto& m : model.modules(/*include_self=*/false)) {
-    if ((conv = m->as<torch::nn::Conv2dImpl>())) break;
+    if (auto* conv = m->as<torch::nn::Conv2dImpl>()) {
+      weight = conv->weight, apply = [conv](const torch::Tensor& x) { return conv->forward(x); };
+      break;
+    }
+    if (auto* whitening = m->as<models::PatchWhiteningImpl>()) {
+      weight = whitening->weight, apply = [whitening](const torch::Tensor& x) { return whitening->forward(x); };
+      break;
+    }
   }
-  if (!conv) return false;
+  if (!weight.defined()) return false;
   torch::InferenceMode inference;
-  const torch::Tensor weight = conv->weight.detach().cpu();
   const int64_t shown = std::min<int64_t>(weight.size(0), kFiltersShown);
   const torch::Tensor image = data::to_model_input(test.images.slice(0, 0, 1), norm);
-  const torch::Tensor maps = conv->forward(image.to(conv->weight.device())).cpu()[0];
+  const torch::Tensor maps = apply(image.to(weight.device())).cpu()[0];
+  weight = weight.detach().cpu();
   const std::string name = names[test.labels[0].item<int64_t>()];
   // Filters over colour input are shown on their first (red) channel.
   std::vector<Panel> panels = {panel_from(test.images[0], "input")};

@@ -7,8 +7,10 @@
 #include <algorithm>
 
 #include "checkpoint/model_info.h"
+#include "eval/predict.h"
 #include "report/figures.h"
 #include "report/html.h"
+#include "report/plots.h"
 #include "util/files.h"
 #include "util/format.h"
 
@@ -133,6 +135,52 @@ std::string calibration_section(const std::filesystem::path& run_dir, const nloh
   return h + "</table></div></div>";
 }
 
+// One row per variant: its test-set calibration, and its reliability diagram in figures/.
+nlohmann::json write_calibration_variants(const std::filesystem::path& run_dir, const RunAnalysis& analysis,
+                                          const std::vector<CalibrationVariant>& variants, const data::Split& test,
+                                          const data::Normalization& norm, const torch::Device& device) {
+  nlohmann::json rows = nlohmann::json::array();
+  for (size_t i = 0; i < variants.size(); ++i) {
+    const CalibrationVariant& v = variants[i];
+    const Calibration c =
+        v.model == nullptr
+            ? analysis.calibration
+            : calibration(eval::predict_all(*v.model, test.images, norm, device).probabilities, test.labels);
+    double correct = 0, confidence = 0;
+    for (const CalibrationBin& bin : c.bins)
+      correct += bin.accuracy * bin.count, confidence += bin.confidence * bin.count;
+    const std::string figure = "figures/reliability-" + std::to_string(i + 1) + ".png";
+    plot_reliability(run_dir / figure, strprintf("%s: ECE %.4f", v.name.c_str(), c.ece), c);
+    rows.push_back({{"name", v.name},
+                    {"ece", c.ece},
+                    {"accuracy", c.samples ? correct / c.samples : 0.0},
+                    {"mean_confidence", c.samples ? confidence / c.samples : 0.0},
+                    {"figure", figure}});
+  }
+  return rows;
+}
+
+// metrics.json's calibration_variants: the table and the diagrams side by side.
+std::string calibration_variants_section(const std::filesystem::path& run_dir, const nlohmann::json& rows) {
+  std::string h =
+      "<h2>Calibration before and after</h2><p>The same test set through the run's network without and with its "
+      "weight average and test-time augmentation.</p><table><tr><th></th><th>accuracy</th><th>mean "
+      "confidence</th><th>ECE</th></tr>";
+  for (const auto& row : rows) {
+    h += strprintf("<tr><td>%s</td><td>%.4f</td><td>%.4f</td><td>%.4f</td></tr>",
+                   html_escape(row.value("name", std::string())).c_str(), row.value("accuracy", 0.0),
+                   row.value("mean_confidence", 0.0), row.value("ece", 0.0));
+  }
+  h += "</table><div class=\"grid\">";
+  for (const auto& row : rows) {
+    const auto png = run_dir / row.value("figure", std::string());
+    if (std::filesystem::exists(png))
+      h += "<div><h3>" + html_escape(row.value("name", std::string())) + "</h3>" + embedded_png(png, "Reliability") +
+           "</div>";
+  }
+  return h + "</div>";
+}
+
 std::string figure_grid(const std::filesystem::path& run_dir) {
   struct Figure {
     const char* file;
@@ -169,17 +217,24 @@ void write_html_report(const std::filesystem::path& run_dir, const nlohmann::jso
   if (metrics.contains("confusion_matrix") && metrics.contains("classes"))
     h += confused_pairs_table(metrics["classes"], metrics["confusion_matrix"]);
   if (metrics.contains("calibration")) h += calibration_section(run_dir, metrics["calibration"]);
+  if (metrics.contains("calibration_variants"))
+    h += calibration_variants_section(run_dir, metrics["calibration_variants"]);
   h += figure_grid(run_dir) + "<p>Written by convkit.</p>" + kHtmlPageEnd;
   write_file_atomically(run_dir / "report.html", h);
 }
 
 nlohmann::json write_run_report(const std::filesystem::path& run_dir, models::ClassifierImpl& model,
                                 const data::Dataset& data, const data::Normalization& norm, const torch::Device& device,
-                                const std::vector<train::EpochRecord>& history, nlohmann::json metrics) {
+                                const std::vector<train::EpochRecord>& history, nlohmann::json metrics,
+                                const std::vector<CalibrationVariant>& variants) {
   const RunAnalysis analysis = analyse_run(model, data.test, data.classes, norm, device);
   metrics.update(analysis_metrics(analysis));
   metrics["figures"] =
       write_figures(run_dir, analysis, model, data, norm, history, metrics.value("model", std::string("model")));
+  if (!variants.empty()) {
+    metrics["calibration_variants"] = write_calibration_variants(run_dir, analysis, variants, data.test, norm, device);
+    for (const auto& row : metrics["calibration_variants"]) metrics["figures"].push_back(row["figure"]);
+  }
   write_html_report(run_dir, metrics, history);
   return metrics;
 }

@@ -152,6 +152,7 @@ LrFindResult find_learning_rate(const TrainOptions& options, const LrFindSetting
   const TrainingData data = load_training_data(options, out);
   Network net;
   net.model = make_network(options, data.data, device);
+  fit_to_training_images(*net.model, data);
   out << network_line(options, *net.model, device, threads) << std::flush;
   prepare_optimizer(net, options, threads, device);
 

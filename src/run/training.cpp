@@ -71,14 +71,15 @@ std::unique_ptr<train::WeightAverage> make_weight_average(const TrainOptions& op
 // The network with the resume point's weights when resuming, its weight average (--ema), and
 // the optimiser.
 Network build_network(const TrainOptions& options, const RunDir& run, const std::string& resume_archive,
-                      const data::Dataset& data, int threads, const torch::Device& device, const Place& place) {
+                      const TrainingData& d, int threads, const torch::Device& device, const Place& place) {
   std::ostream& out = place.out;
   Network n;
-  n.model = make_network(options, data, device);
+  n.model = make_network(options, d.data, device);
+  fit_to_training_images(*n.model, d);
   if (options.resume) checkpoint::load_resume_weights(resume_archive, run.resume(), *n.model);
   if (place.group) place.group->broadcast(model_state(*n.model, true));  // as DDP starts: rank 0's weights
   if (options.ema > 0) {
-    n.average = make_weight_average(options, data, *n.model, device);
+    n.average = make_weight_average(options, d.data, *n.model, device);
     if (options.resume) checkpoint::load_resume_average(resume_archive, run.resume(), *n.average);
   }
   out << network_line(options, *n.model, device, threads) << std::flush;
@@ -224,11 +225,15 @@ nlohmann::json run_metrics(const TrainOptions& options, int threads, const Train
   return metrics;
 }
 
-// The test sets on the evaluated network (with --tta, on its views), and their lines.
+// The network the test sets see: the evaluated one, with --tta on its views.
+models::Classifier tested_network(const TrainOptions& options, const Network& net, const TrainingData& data) {
+  return models::with_tta(net.evaluated(), models::parse_tta(options.tta), data::normalized_black(data.norm));
+}
+
+// The test sets on the tested network, and their lines.
 eval::TestResults run_test_sets(const TrainOptions& options, const Network& net, const TrainingData& data,
                                 const torch::Device& device, const Place& place) {
-  const models::Classifier tested =
-      models::with_tta(net.evaluated(), models::parse_tta(options.tta), data::normalized_black(data.norm));
+  const models::Classifier tested = tested_network(options, net, data);
   const eval::TestResults tests =
       eval::evaluate_test_sets(*tested, data.data.test, data.norm, options.rotation, options.batch_size, device,
                                !options.quiet && place.main, place.group);
@@ -245,14 +250,32 @@ void record_tests(const eval::TestResults& tests, RunResult& result, nlohmann::j
                   {"rotated_test_acc", tests.rotated_test.acc}});
 }
 
+// With a weight average or test-time augmentation, the networks whose calibration the report
+// compares: the trained weights alone (at the last epoch), then with each as the test used them.
+std::vector<report::CalibrationVariant> calibration_variants(const TrainOptions& options, const Network& net,
+                                                             models::ClassifierImpl& tested) {
+  std::vector<report::CalibrationVariant> variants;
+  if (net.average) {
+    variants.push_back({"trained weights, last epoch", net.model.get()});
+    variants.push_back({strprintf("weight average (--ema %g)", options.ema), nullptr});
+  }
+  if (&tested != net.evaluated().get()) {
+    if (variants.empty()) variants.push_back({"trained weights", nullptr});
+    variants.push_back({variants.back().name + " + test-time augmentation (" + options.tta + ")", &tested});
+  }
+  return variants;
+}
+
 // The report (figures/, report.html) when asked for and tested, then metrics.json.
-void write_outputs(const TrainOptions& options, const RunDir& run, models::ClassifierImpl& model, const TrainingData& d,
+void write_outputs(const TrainOptions& options, const RunDir& run, const Network& net, const TrainingData& d,
                    const std::vector<train::EpochRecord>& history, const torch::Device& device, nlohmann::json metrics,
                    std::ostream& out) {
   const bool report = options.report && options.test;
   if (report) {
     const Stopwatch report_clock;
-    metrics = report::write_run_report(run.dir, model, d.data, d.norm, device, history, metrics);
+    const models::Classifier tested = tested_network(options, net, d);
+    metrics = report::write_run_report(run.dir, *net.evaluated(), d.data, d.norm, device, history, metrics,
+                                       calibration_variants(options, net, *tested));
     metrics["report_seconds"] = report_clock.seconds();
   }
   write_file_atomically(run.metrics(), metrics.dump(2) + "\n");
@@ -281,7 +304,7 @@ RunResult run_training(const TrainOptions& given, std::ostream& out, const dist:
   torch::manual_seed(options.seed);
   TrainingData data = load_training_data(options, place.out, group);
   const std::string resume_bytes = resume_archive(options, run, place);
-  Network net = build_network(options, run, resume_bytes, data.data, threads, device, place);
+  Network net = build_network(options, run, resume_bytes, data, threads, device, place);
   RunState state = start_or_resume(options, run, resume_bytes, *net.optimizer, data, place);
   if (place.main) write_file_atomically(run.settings(), settings_json(options, threads).dump(2) + "\n");
 
@@ -301,7 +324,7 @@ RunResult run_training(const TrainOptions& given, std::ostream& out, const dist:
       place.main ? run_metrics(options, threads, data, net, state, device, place) : nlohmann::json();
   if (options.test) record_tests(run_test_sets(options, net, data, device, place), result, metrics);
   metrics["total_seconds"] = run_clock.seconds();
-  if (place.main) write_outputs(options, run, *net.evaluated(), data, state.history, device, metrics, place.out);
+  if (place.main) write_outputs(options, run, net, data, state.history, device, metrics, place.out);
   return result;
 }
 }  // namespace convkit::run

@@ -6,6 +6,7 @@
 #include <ostream>
 
 #include "dist/process_group.h"
+#include "models/patch_whitening.h"
 #include "models/registry.h"
 #include "train/optimizer.h"
 #include "train/pytorch_random.h"
@@ -80,6 +81,15 @@ models::Classifier make_network(const TrainOptions& options, const data::Dataset
   models::set_batch_norm_momentum(*model, options.bn_momentum);
   model->to(device);
   return model;
+}
+
+void fit_to_training_images(models::ClassifierImpl& model, const TrainingData& d) {
+  for (const auto& module : model.modules(/*include_self=*/false)) {
+    if (auto* layer = module->as<models::PatchWhiteningImpl>()) {
+      const torch::Tensor first = d.split.train.slice(0, 0, models::kWhiteningImages);
+      models::fit_patch_whitening(*layer, d.train_inputs.index_select(0, first));
+    }
+  }
 }
 
 void prepare_optimizer(Network& n, const TrainOptions& options, int threads, const torch::Device& device) {

@@ -60,6 +60,10 @@ struct Network {
 // in exact mode or not and with the batch norm momentum the options ask for.
 models::Classifier make_network(const TrainOptions& options, const data::Dataset& data, const torch::Device& device);
 
+// Sets the layers that are fitted to the data rather than trained (a `pw` patch whitening) from
+// the training split's images, before the first step.
+void fit_to_training_images(models::ClassifierImpl& model, const TrainingData& d);
+
 // The fast path over n.model and the optimiser over its parameters. After any weights are
 // loaded into the model, as prepare_fast_path requires.
 void prepare_optimizer(Network& n, const TrainOptions& options, int threads, const torch::Device& device);
