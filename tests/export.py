@@ -27,7 +27,7 @@ import onnx
 import torch
 from PIL import Image
 
-ALL_TOKENS = "c8k3p1bn-gelu-mp2-c12k3s2p1-tanh-c12k3p1-ap2-elu-dr0.25-fc32bn-silu-fc24-lrelu-fc16"
+ALL_TOKENS = "pw3-c8k3p1bn-gelu-mp2-c12k3s2p1-tanh-c12k3p1-ap2-elu-dr0.25-fc32bn-silu-fc24-lrelu-fc16"
 NETWORKS = ["lenet", "mlp", "lenet-bn", ALL_TOKENS]
 failures = []
 
