@@ -281,14 +281,26 @@ def case_faults(convkit, tmp):
         return dict(os.environ, RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1",
                     MASTER_PORT=str(port), **more)
 
-    def ranks(envs, extras=None, delays=None):
+    def listening(port, within=20):
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    return True
+            time.sleep(0.05)
+        return False
+
+    def ranks(envs, extras=None, store_first=False):
+        """Starts one process per environment; with store_first, the first (rank 0) alone until its
+        store listens, then the others together, so that they all reach it on their first try."""
         procs = []
         for i, env in enumerate(envs):
-            time.sleep(delays[i] if delays else 0)
             out = os.path.join(tmp, f"rank{i}-{len(envs)}-{env['MASTER_PORT']}")
             cmd = [convkit, "train", "--out", out, *BASE, "--threads", "1", "--dist-timeout", "5",
                    *(extras[i] if extras else [])]
             procs.append(subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+            if store_first and i == 0:
+                listening(int(env["MASTER_PORT"]))
         start = time.monotonic()
         outs = [p.communicate(timeout=60) for p in procs]
         return [p.returncode for p in procs], [e for _, e in outs], time.monotonic() - start
@@ -316,9 +328,11 @@ def case_faults(convkit, tmp):
     check(all(c != 0 for c in codes) and all("WORLD_SIZE differs" in e for e in errs) and seconds < 15,
           f"WORLD_SIZE disagrees: exits {codes}, both say 'WORLD_SIZE differs', {seconds:.1f} s")
 
-    # One RANK claimed by two processes (started together; rank 0, the store's host, a moment later).
+    # One RANK claimed by two processes, started together once rank 0's store listens (c10d's clients
+    # retry once a second: started before it, one could find the store only after the other had
+    # already formed the group with rank 0 and finished).
     port = free_port()
-    codes, errs, seconds = ranks([env_for(1, 2, port), env_for(1, 2, port), env_for(0, 2, port)], delays=[0, 0, 1])
+    codes, errs, seconds = ranks([env_for(0, 2, port), env_for(1, 2, port), env_for(1, 2, port)], store_first=True)
     print("\n".join(e.strip() for e in errs))
     check(all(c != 0 for c in codes) and all("claimed by two processes" in e for e in errs) and seconds < 20,
           f"RANK claimed twice: exits {codes}, every process names it, {seconds:.1f} s")

@@ -1,5 +1,7 @@
 #include "dist/environment.h"
 
+#include <sched.h>
+
 #include <algorithm>
 #include <charconv>
 #include <cstdlib>
@@ -62,6 +64,13 @@ std::optional<Environment> environment_from_variables() {
 
 int threads_per_process(int threads, int local_world_size) {
   return std::max(1, thread_budget(threads) / std::max(1, local_world_size));
+}
+
+bool each_thread_has_a_core(int threads, int local_world_size) {
+  cpu_set_t allowed;
+  CPU_ZERO(&allowed);
+  if (sched_getaffinity(0, sizeof(allowed), &allowed) != 0) return false;
+  return static_cast<int64_t>(threads) * local_world_size <= CPU_COUNT(&allowed);
 }
 
 }  // namespace convkit::dist

@@ -33,4 +33,8 @@ std::optional<Environment> environment_from_variables();
 // at least one each.
 int threads_per_process(int threads, int local_world_size);
 
+// Whether `local_world_size` processes of `threads` threads each leave every thread a core of its
+// own (of the cores this process may run on): only then may a rank busy-wait for the others.
+bool each_thread_has_a_core(int threads, int local_world_size);
+
 }  // namespace convkit::dist

@@ -13,6 +13,7 @@
 #include <sstream>
 #include <thread>
 
+#include "dist/synchronous_allreduce.h"
 #include "util/error.h"
 #include "util/format.h"
 #include "util/interrupt.h"
@@ -64,6 +65,7 @@ struct ProcessGroup::Impl {
   std::chrono::milliseconds timeout;
   c10::intrusive_ptr<c10d::Store> store;  // this run's keys (under torchrun's attempt prefix)
   c10::intrusive_ptr<c10d::ProcessGroupGloo> gloo;
+  std::unique_ptr<SynchronousAllreduce> gradient_sum;  // the training step's own connections
   double allreduce_seconds = 0;
   int64_t allreduce_calls = 0;
 
@@ -170,13 +172,24 @@ struct ProcessGroup::Impl {
 
   json member(int r) const { return json::parse(get(key("rank", r))); }
 
-  // Waits until every rank has claimed its RANK, checking their WORLD_SIZE as they arrive.
-  void roll_call() {
-    const auto deadline = Clock::now() + timeout;
-    std::vector<bool> seen(env.world_size, false);
+  // Polls `ready` until it holds (true) or the deadline passes (false); stops this rank as soon
+  // as another stopped the rendezvous or reported an error.
+  template <typename Ready>
+  bool wait_until(const Ready& ready, Clock::time_point deadline) const {
     for (;;) {
       stop_if_another_stopped();
-      std::vector<int> missing;
+      if (ready()) return true;
+      if (Clock::now() > deadline) return false;
+      std::this_thread::sleep_for(kPoll);
+    }
+  }
+
+  // Waits until every rank has claimed its RANK, checking their WORLD_SIZE as they arrive.
+  void roll_call() {
+    std::vector<bool> seen(env.world_size, false);
+    std::vector<int> missing;
+    const auto everyone_came = [&] {
+      missing.clear();
       for (int r = 0; r < env.world_size; ++r) {
         if (seen[r]) continue;
         if (!has(key("rank", r))) {
@@ -191,13 +204,11 @@ struct ProcessGroup::Impl {
                           static_cast<long long>(m.at("pid").get<int64_t>()), m.at("host").get<std::string>().c_str()));
         }
       }
-      if (missing.empty()) return;
-      if (Clock::now() > deadline) {
-        throw Error(ranks_text(missing) + " of WORLD_SIZE " + std::to_string(env.world_size) +
-                    " never arrived within " + seconds_text(timeout) + " at the rendezvous store " +
-                    env.store_address());
-      }
-      std::this_thread::sleep_for(kPoll);
+      return missing.empty();
+    };
+    if (!wait_until(everyone_came, Clock::now() + timeout)) {
+      throw Error(ranks_text(missing) + " of WORLD_SIZE " + std::to_string(env.world_size) + " never arrived within " +
+                  seconds_text(timeout) + " at the rendezvous store " + env.store_address());
     }
   }
 
@@ -226,6 +237,9 @@ struct ProcessGroup::Impl {
     try {
       gloo = c10::make_intrusive<c10d::ProcessGroupGloo>(c10::make_intrusive<c10d::PrefixStore>("gloo", store),
                                                          env.rank, env.world_size, options);
+      gradient_sum =
+          std::make_unique<SynchronousAllreduce>(c10::make_intrusive<c10d::PrefixStore>("gradient", store),
+                                                 options->devices.front(), env.rank, env.world_size, timeout);
     } catch (const std::exception& e) {
       stop_if_another_stopped();
       throw Error("Gloo could not connect the " + std::to_string(env.world_size) + " ranks within " +
@@ -267,14 +281,20 @@ struct ProcessGroup::Impl {
     }
   }
 
-  void wait(const c10::intrusive_ptr<c10d::Work>& work) const {
+  // Runs a collective; a failure becomes an Error that names its cause.
+  template <typename Collective>
+  void run(const Collective& collective) const {
     try {
-      work->wait();
+      collective();
     } catch (const std::exception& e) {
       const std::string cause = first_line(e.what());
       stop_if_interrupted();  // a stop asked for by a signal reaches the ranks at different steps
       throw Error(why_collective_failed(cause));
     }
+  }
+
+  void wait(const c10::intrusive_ptr<c10d::Work>& work) const {
+    run([&] { work->wait(); });
   }
 
   c10d::ProcessGroupGloo& group() const {
@@ -287,6 +307,8 @@ ProcessGroup::ProcessGroup(const Environment& env, std::chrono::milliseconds tim
     : impl_(std::make_unique<Impl>()) {
   impl_->env = env;
   impl_->timeout = timeout;
+  // A rank that writes to a peer that has just died must get an error it can report, not die.
+  signal(SIGPIPE, SIG_IGN);
   impl_->connect_store();
   try {
     impl_->claim_rank();
@@ -320,6 +342,16 @@ void ProcessGroup::allreduce_sum(std::vector<at::Tensor>& tensors) const {
   ++impl_->allreduce_calls;
 }
 
+void ProcessGroup::sum_gradient(const at::Tensor& gradient, bool spin) const {
+  if (!gradient.is_cpu() || gradient.scalar_type() != at::kFloat || !gradient.is_contiguous())
+    throw Error("the gradient to sum over the ranks must be one contiguous float buffer in memory");
+  if (!impl_->gradient_sum) throw Error("the process group was closed after a failure");
+  const Stopwatch clock;
+  impl_->run([&] { impl_->gradient_sum->sum(gradient.data_ptr<float>(), gradient.numel(), spin); });
+  impl_->allreduce_seconds += clock.seconds();
+  ++impl_->allreduce_calls;
+}
+
 void ProcessGroup::broadcast(const std::vector<at::Tensor>& tensors) const {
   for (const at::Tensor& t : tensors) {
     std::vector<at::Tensor> one{t.is_contiguous() ? t : t.contiguous()};
@@ -344,13 +376,9 @@ void ProcessGroup::agree(const std::string& topic, const nlohmann::json& value) 
     i.store->set(i.key("agree/" + topic, rank()), bytes_of(value.dump()));
     const auto deadline = Clock::now() + i.timeout;
     for (int r = is_main() ? 1 : 0; r < (is_main() ? size() : 1); ++r) {
-      while (!i.has(i.key("agree/" + topic, r))) {
-        i.stop_if_another_stopped();
-        if (Clock::now() > deadline)
-          throw Error("rank " + std::to_string(r) + " did not reach the check of its " + topic + " within " +
-                      seconds_text(i.timeout));
-        std::this_thread::sleep_for(kPoll);
-      }
+      if (!i.wait_until([&] { return i.has(i.key("agree/" + topic, r)); }, deadline))
+        throw Error("rank " + std::to_string(r) + " did not reach the check of its " + topic + " within " +
+                    seconds_text(i.timeout));
       const json theirs = json::parse(i.get(i.key("agree/" + topic, r)));
       const json& rank0 = is_main() ? value : theirs;
       const json& other = is_main() ? theirs : value;
@@ -375,7 +403,9 @@ void ProcessGroup::report_failure(const std::string& message) noexcept {
   try {
     if (i.store->add("errors", 1) == 1)
       i.store->set("first_error", bytes_of(json{{"rank", rank()}, {"message", message}}.dump()));
-    i.gloo.reset();  // the others' collectives fail now instead of at their timeout
+    // The others' collectives fail now instead of at their timeout.
+    i.gradient_sum.reset();
+    i.gloo.reset();
     i.linger_while_others_read();
   } catch (...) {
   }

@@ -35,6 +35,12 @@ class ProcessGroup {
   // rank ends with the same bytes.
   void allreduce_sum(std::vector<at::Tensor>& tensors) const;
 
+  // Sums the training step's gradient (one contiguous float buffer) over the ranks in place, on
+  // this thread, over connections of its own (see synchronous_allreduce.h). Every rank ends with
+  // the same bytes. `spin`: poll while waiting for the others, for a rank whose every thread has a
+  // core of its own.
+  void sum_gradient(const at::Tensor& gradient, bool spin) const;
+
   // Rank 0's values of `tensors` (CPU, any dtype, same shapes on every rank) on every rank.
   void broadcast(const std::vector<at::Tensor>& tensors) const;
 
@@ -49,7 +55,7 @@ class ProcessGroup {
   // rank's connections so that none of them waits for it. Never throws.
   void report_failure(const std::string& message) noexcept;
 
-  // Time spent in allreduce_sum and how many calls, on this rank.
+  // Time spent in allreduce_sum and sum_gradient and how many calls, on this rank.
   double allreduce_seconds() const;
   int64_t allreduce_calls() const;
 

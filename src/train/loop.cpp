@@ -45,6 +45,11 @@ class RankGenerator {
 };
 
 void sum_gradients_over_ranks(const DataParallel& p) {
+  const torch::Tensor flat = p.parameters.size() == 1 ? p.parameters[0].grad() : torch::Tensor();
+  if (flat.defined() && flat.scalar_type() == torch::kFloat && flat.is_contiguous()) {  // the fast path's
+    p.group->sum_gradient(flat, p.spin);
+    return;
+  }
   std::vector<torch::Tensor> gradients;
   for (const torch::Tensor& parameter : p.parameters) {
     // A rank that has had no rows yet has no gradient: it adds zeros.

@@ -36,6 +36,7 @@ struct DataParallel {
   const dist::ProcessGroup* group = nullptr;
   std::vector<torch::Tensor> parameters;  // the optimiser's (the flat buffer on the fast path)
   torch::Tensor generator_state;          // this rank's generator, carried from step to step
+  bool spin = false;                      // busy-wait for the others' gradients (a core per thread)
 };
 
 // What a training pass does besides the tutorial's plain step.

@@ -1,0 +1,131 @@
+// The gradient's allreduce on Gloo's synchronous connections, with ranks as threads of this
+// process joined through an in-memory store and real loopback sockets.
+#include <gtest/gtest.h>
+
+#include <gloo/transport/tcp/device.h>
+#include <chrono>
+#include <cmath>
+#include <exception>
+#include <thread>
+#include <torch/csrc/distributed/c10d/HashStore.hpp>
+#include <vector>
+
+#include "dist/synchronous_allreduce.h"
+
+using convkit::dist::SynchronousAllreduce;
+using Clock = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::shared_ptr<gloo::transport::Device> loopback() {
+  gloo::transport::tcp::attr attr("127.0.0.1");
+  return gloo::transport::tcp::CreateDevice(attr);
+}
+
+// Runs `fn(rank, allreduce)` on `size` threads; rethrows the first rank's error, if any.
+template <typename Fn>
+void on_ranks(int size, std::chrono::milliseconds timeout, const Fn& fn) {
+  const auto store = c10::make_intrusive<c10d::HashStore>();
+  std::vector<std::exception_ptr> errors(size);
+  std::vector<std::thread> threads;
+  for (int r = 0; r < size; ++r) {
+    threads.emplace_back([&, r] {
+      try {
+        SynchronousAllreduce allreduce(store, loopback(), r, size, timeout);
+        fn(r, allreduce);
+      } catch (...) {
+        errors[r] = std::current_exception();
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (const auto& e : errors)
+    if (e) std::rethrow_exception(e);
+}
+
+std::vector<float> values_of_rank(int rank, size_t n) {
+  std::vector<float> v(n);
+  for (size_t i = 0; i < n; ++i) v[i] = static_cast<float>(std::sin(0.37 * (rank * 7919.0 + i)) * 1e-3);
+  return v;
+}
+
+// A sum expected to fail: how long it took lands in `seconds`, the error goes on.
+void failing_sum(SynchronousAllreduce& allreduce, bool spin, double& seconds) {
+  std::vector<float> x(100, 1.0f);
+  const auto start = Clock::now();
+  try {
+    allreduce.sum(x.data(), x.size(), spin);
+  } catch (...) {
+    seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    throw;
+  }
+}
+
+}  // namespace
+
+TEST(SynchronousAllreduce, EveryRankEndsWithTheSameSumEveryTime) {
+  constexpr size_t n = 1001;  // not a multiple of the halving-doubling's chunks
+  for (int size : {2, 3, 4}) {
+    std::vector<std::vector<float>> first(size), second(size);
+    on_ranks(size, 20s, [&](int r, SynchronousAllreduce& allreduce) {
+      first[r] = values_of_rank(r, n);
+      allreduce.sum(first[r].data(), n, /*spin=*/false);
+      second[r] = values_of_rank(r, n);
+      allreduce.sum(second[r].data(), n, /*spin=*/true);
+    });
+    for (int r = 0; r < size; ++r) {
+      EXPECT_EQ(first[r], first[0]) << size << " ranks: rank " << r << " differs from rank 0";
+      EXPECT_EQ(second[r], first[0]) << size << " ranks: rank " << r << "'s second sum differs";
+    }
+    for (size_t i = 0; i < n; ++i) {
+      double expected = 0;
+      for (int r = 0; r < size; ++r) expected += values_of_rank(r, n)[i];
+      ASSERT_NEAR(first[0][i], expected, 1e-8) << size << " ranks, element " << i;
+    }
+  }
+}
+
+TEST(SynchronousAllreduce, AnotherBufferIsSummedToo) {
+  on_ranks(2, 20s, [](int r, SynchronousAllreduce& allreduce) {
+    std::vector<float> small(10, 1.0f + r), large(37, 2.0f * r);
+    allreduce.sum(small.data(), small.size(), false);
+    allreduce.sum(large.data(), large.size(), false);
+    EXPECT_EQ(small, std::vector<float>(10, 3.0f));
+    EXPECT_EQ(large, std::vector<float>(37, 2.0f));
+  });
+}
+
+TEST(SynchronousAllreduce, ARankThatLeavesFailsTheOthersAtOnce) {
+  for (bool spin : {false, true}) {
+    double seconds = 0;
+    EXPECT_THROW(on_ranks(2, 20s,
+                          [&](int r, SynchronousAllreduce& allreduce) {
+                            if (r == 1) return;  // its connections close as it leaves
+                            std::this_thread::sleep_for(100ms);
+                            failing_sum(allreduce, spin, seconds);
+                          }),
+                 std::exception)
+        << "spin " << spin;
+    EXPECT_GT(seconds, 0.0) << "spin " << spin << ": rank 0's sum is what failed";
+    EXPECT_LT(seconds, 5.0) << "spin " << spin << ": well before the 20 s timeout";
+  }
+}
+
+TEST(SynchronousAllreduce, ARankThatNeverComesFailsTheOthersAtTheTimeout) {
+  for (bool spin : {false, true}) {
+    double seconds = 0;
+    EXPECT_THROW(on_ranks(2, 300ms,
+                          [&](int r, SynchronousAllreduce& allreduce) {
+                            if (r == 1) {
+                              std::this_thread::sleep_for(1500ms);  // connected, but never sums
+                              return;
+                            }
+                            failing_sum(allreduce, spin, seconds);
+                          }),
+                 std::exception)
+        << "spin " << spin;
+    EXPECT_GT(seconds, 0.25) << "spin " << spin;
+    EXPECT_LT(seconds, 1.2) << "spin " << spin << ": at the 0.3 s timeout, not when the other rank leaves";
+  }
+}
