@@ -140,6 +140,7 @@ def load_data(directory, limit):
 Layer = namedtuple("Layer", "kind out kernel stride padding bn p activation in_shape out_shape")
 
 SPEC_TOKENS = [
+    ("whiten", re.compile(r"pw(\d+)")),
     ("conv", re.compile(r"c(\d+)k(\d+)(?:s(\d+))?(?:p(\d+))?(bn)?")),
     ("pool", re.compile(r"(mp|ap)(\d+)")),
     ("dropout", re.compile(r"dr(0?\.\d+|0)")),
@@ -161,7 +162,16 @@ def parse_spec(spec, input_shape=(1, 28, 28)):
             bad(token, "empty token (two '-' in a row?)")
         kind, m = next(((k, r.fullmatch(token)) for k, r in SPEC_TOKENS if r.fullmatch(token)), (None, None))
         flat = len(shape) == 1
-        if kind == "conv":
+        if kind == "whiten":
+            k = int(m[1])
+            if layers:
+                bad(token, "patch whitening must be the first layer (it is fitted to the images)")
+            if k < 1 or k > min(shape[1], shape[2]):
+                bad(token, "the kernel must be between 1 and the image's size")
+            out = 2 * shape[0] * k * k
+            h, w = (shape[i] + 2 * ((k - 1) // 2) - k + 1 for i in (1, 2))
+            layers.append(Layer("whiten", out, k, 1, (k - 1) // 2, False, 0, None, shape, (out, h, w)))
+        elif kind == "conv":
             out, k = int(m[1]), int(m[2])
             s, p = int(m[3] or 1), int(m[4] or 0)
             if flat:
@@ -191,11 +201,45 @@ def parse_spec(spec, input_shape=(1, 28, 28)):
             activation = token
             continue
         else:
-            bad(token, "unknown token (expected c<out>k<size>[s][p][bn], mp<n>, ap<n>, dr<p>, fc<n>[bn] "
-                       "or an activation)")
+            bad(token, "unknown token (expected pw<k> first, c<out>k<size>[s][p][bn], mp<n>, ap<n>, dr<p>, "
+                       "fc<n>[bn] or an activation)")
         shape = layers[-1].out_shape
     layers.append(Layer("output", NUM_CLASSES, 0, 0, 0, False, 0, None, (math.prod(shape),), (NUM_CLASSES,)))
     return layers
+
+
+WHITENING_EPS = 5e-4  # as convkit's kWhiteningEps
+WHITENING_IMAGES = 5000  # as convkit's kWhiteningImages
+
+
+class PatchWhitening(nn.Module):
+    """convkit's pw<k>: a frozen convolution (buffers, not parameters) that maps each k x k patch
+    onto the eigenvectors of the patches' covariance, scaled to unit variance, and their negations."""
+
+    def __init__(self, channels, kernel):
+        super().__init__()
+        self.kernel, self.padding = kernel, (kernel - 1) // 2
+        out = 2 * channels * kernel * kernel
+        self.register_buffer("weight", torch.zeros(out, channels, kernel, kernel))
+        self.register_buffer("bias", torch.zeros(out))
+
+    def forward(self, x):
+        return F.conv2d(x, self.weight, self.bias, padding=self.padding)
+
+    @torch.no_grad()
+    def fit(self, images):
+        """From the mean and covariance (float64) of every patch of the first WHITENING_IMAGES."""
+        patches = F.unfold(images[:WHITENING_IMAGES].double(), self.kernel).transpose(1, 2)
+        patches = patches.reshape(-1, patches.shape[-1])
+        mean = patches.mean(0)
+        covariance = patches.T @ patches / len(patches) - torch.outer(mean, mean)
+        eigenvalues, eigenvectors = torch.linalg.eigh(covariance)
+        v = eigenvectors.T
+        v = v * v.gather(1, v.abs().argmax(1, keepdim=True)).sign()  # the same sign every fit
+        w = v / (eigenvalues.clamp_min(0) + WHITENING_EPS).sqrt().unsqueeze(1)
+        b = -w @ mean
+        self.weight.copy_(torch.cat([w, -w]).view_as(self.weight))
+        self.bias.copy_(torch.cat([b, -b]))
 
 
 def build_model(layers):
@@ -205,7 +249,9 @@ def build_model(layers):
         if l.kind in ("dense", "output") and not flat:
             modules.append(nn.Flatten())
             flat = True
-        if l.kind == "conv":
+        if l.kind == "whiten":
+            modules.append(PatchWhitening(l.in_shape[0], l.kernel))
+        elif l.kind == "conv":
             modules.append(nn.Conv2d(l.in_shape[0], l.out, l.kernel, l.stride, l.padding))
             modules += [nn.BatchNorm2d(l.out)] if l.bn else []
             modules.append(ACTIVATIONS[l.activation]())
@@ -379,6 +425,9 @@ def train(args):
     data = load_data(args.data, args.limit)
     layers = parse_spec(args.model, tuple(data.train_x.shape[1:]))
     model = build_model(layers)
+    for module in model.modules():
+        if isinstance(module, PatchWhitening):
+            module.fit(data.train_x)  # the training split's first images, as convkit
     memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
     model = model.to(memory_format=memory_format)
     ema = Ema(model, args.ema) if args.ema else None  # after .to(): it holds the model's tensors
@@ -453,7 +502,7 @@ def print_epoch(r):
 def layer_macs(l):
     """Forward multiply-adds per image of a conv or dense layer (0 for the rest: pooling, batch
     norm and activations are a few operations per value, not per weight)."""
-    if l.kind == "conv":
+    if l.kind in ("conv", "whiten"):
         return math.prod(l.out_shape) * l.in_shape[0] * l.kernel * l.kernel
     if l.kind in ("dense", "output"):
         return l.in_shape[0] * l.out

@@ -4,7 +4,8 @@ FashionMNIST, timed from the outside (wall time of the whole command: loading, t
 its test-time augmentation; `--no-report`, as the report is not part of the race), with the test and
 rotated-test accuracies and the peak RSS. With --peer, bench/competition_peer.py runs the same
 recipe (network, optimiser, schedule, augmentation, weight average, test-time views) in plain
-PyTorch for --peer-epochs, and the per-epoch training times are compared. Writes bench/presets.json.
+PyTorch for --peer-epochs, and the per-epoch training times are compared. Writes bench/presets.json
+(the presets not run keep their earlier entries).
 
     python3 bench/presets.py --presets fast --seeds 1234 1 2
     python3 bench/presets.py --presets competition --seeds 1234 --peer --peer-epochs 2
@@ -88,14 +89,26 @@ def main():
                               "convkit_median_epoch_seconds": convkit_epoch,
                               "speedup": peer["median_epoch_seconds"] / convkit_epoch})
                 print(json.dumps(peers[-1]), flush=True)
+    today = datetime.date.today().isoformat()
     summary = {}
     for preset in args.presets:
         rows = [r for r in runs if r["preset"] == preset]
         summary[preset] = {k: {"mean": statistics.mean(r[k] for r in rows), "min": min(r[k] for r in rows),
                                "max": max(r[k] for r in rows)}
                            for k in ("test_acc", "rotated_test_acc", "wall_seconds")}
-    result = {"date": datetime.date.today().isoformat(), "machine": platform.processor() or platform.machine(),
-              "runs": runs, "summary": summary, "peer": peers}
+        summary[preset]["date"] = today
+    # The presets not run this time keep their earlier results.
+    earlier = {}
+    if os.path.exists(args.json):
+        with open(args.json) as f:
+            earlier = json.load(f)
+    kept = lambda rows: [r for r in rows if r["preset"] not in args.presets]
+    for preset, s in earlier.get("summary", {}).items():
+        if preset not in args.presets:
+            summary[preset] = dict(s, date=s.get("date", earlier.get("date")))
+    result = {"date": today, "machine": platform.processor() or platform.machine(),
+              "runs": kept(earlier.get("runs", [])) + runs, "summary": summary,
+              "peer": (kept(earlier.get("peer", [])) + peers) if args.peer else earlier.get("peer", [])}
     with open(args.json + ".tmp", "w") as f:
         json.dump(result, f, indent=2)
     os.replace(args.json + ".tmp", args.json)

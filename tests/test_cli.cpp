@@ -428,7 +428,7 @@ TEST(Cli, PresetsConfigsAndEarlyStopping) {
   EXPECT_EQ(settings["aug_hflip"], true);
   EXPECT_EQ(settings["ema"], 0.999);
   EXPECT_EQ(settings["tta"], "flip,shift");
-  EXPECT_NE(r.out.find("Model: c32k3p1bn"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("Model: pw3-c32k3p1bn"), std::string::npos) << r.out;
 
   write_file_atomically(dir / "cfg.json",
                         R"({"model": "lenet-bn", "optimizer": "sgd", "lr": 0.05, "epochs": 1, "limit": 500})");
