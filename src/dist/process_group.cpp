@@ -297,6 +297,12 @@ struct ProcessGroup::Impl {
     run([&] { work->wait(); });
   }
 
+  // An allreduce that began when `clock` started, counted in allreduce_seconds and allreduce_calls.
+  void count_allreduce(const Stopwatch& clock) {
+    allreduce_seconds += clock.seconds();
+    ++allreduce_calls;
+  }
+
   c10d::ProcessGroupGloo& group() const {
     if (!gloo) throw Error("the process group was closed after a failure");
     return *gloo;
@@ -333,13 +339,9 @@ const Environment& ProcessGroup::environment() const { return impl_->env; }
 
 void ProcessGroup::allreduce_sum(std::vector<at::Tensor>& tensors) const {
   const Stopwatch clock;
-  if (tensors.size() == 1) {
-    impl_->wait(impl_->group().allreduce(tensors));
-  } else {
-    impl_->wait(impl_->group().allreduce_coalesced(tensors));
-  }
-  impl_->allreduce_seconds += clock.seconds();
-  ++impl_->allreduce_calls;
+  c10d::ProcessGroupGloo& group = impl_->group();
+  impl_->wait(tensors.size() == 1 ? group.allreduce(tensors) : group.allreduce_coalesced(tensors));
+  impl_->count_allreduce(clock);
 }
 
 void ProcessGroup::sum_gradient(const at::Tensor& gradient, bool spin) const {
@@ -348,8 +350,7 @@ void ProcessGroup::sum_gradient(const at::Tensor& gradient, bool spin) const {
   if (!impl_->gradient_sum) throw Error("the process group was closed after a failure");
   const Stopwatch clock;
   impl_->run([&] { impl_->gradient_sum->sum(gradient.data_ptr<float>(), gradient.numel(), spin); });
-  impl_->allreduce_seconds += clock.seconds();
-  ++impl_->allreduce_calls;
+  impl_->count_allreduce(clock);
 }
 
 void ProcessGroup::broadcast(const std::vector<at::Tensor>& tensors) const {
