@@ -170,7 +170,7 @@ def parse_spec(spec, input_shape=(1, 28, 28)):
                 bad(token, "the kernel must be between 1 and the image's size")
             out = 2 * shape[0] * k * k
             h, w = (shape[i] + 2 * ((k - 1) // 2) - k + 1 for i in (1, 2))
-            layers.append(Layer("whiten", out, k, 1, (k - 1) // 2, False, 0, None, shape, (out, h, w)))
+            layers.append(Layer("whiten", out, k, 1, (k - 1) // 2, False, 0, activation, shape, (out, h, w)))
         elif kind == "conv":
             out, k = int(m[1]), int(m[2])
             s, p = int(m[3] or 1), int(m[4] or 0)
@@ -251,6 +251,7 @@ def build_model(layers):
             flat = True
         if l.kind == "whiten":
             modules.append(PatchWhitening(l.in_shape[0], l.kernel))
+            modules.append(ACTIVATIONS[l.activation]())  # as convkit: the negated twins keep all through a ReLU
         elif l.kind == "conv":
             modules.append(nn.Conv2d(l.in_shape[0], l.out, l.kernel, l.stride, l.padding))
             modules += [nn.BatchNorm2d(l.out)] if l.bn else []
