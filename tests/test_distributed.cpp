@@ -5,7 +5,10 @@
 #include <gloo/transport/tcp/device.h>
 #include <chrono>
 #include <cmath>
+#include <condition_variable>
 #include <exception>
+#include <memory>
+#include <mutex>
 #include <thread>
 #include <torch/csrc/distributed/c10d/HashStore.hpp>
 #include <vector>
@@ -23,17 +26,42 @@ std::shared_ptr<gloo::transport::Device> loopback() {
   return gloo::transport::tcp::CreateDevice(attr);
 }
 
-// Runs `fn(rank, allreduce)` on `size` threads; rethrows the first rank's error, if any.
+// Waits until `size` threads have arrived, so that no rank leaves while another still connects.
+class Barrier {
+ public:
+  explicit Barrier(int size) : left_(size) {}
+  void arrive_and_wait() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    if (--left_ == 0) all_arrived_.notify_all();
+    all_arrived_.wait(lock, [&] { return left_ == 0; });
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable all_arrived_;
+  int left_;
+};
+
+// Runs `fn(rank, allreduce)` on `size` threads once every rank is connected; rethrows the first
+// rank's error, if any. A rank that fails to connect still arrives, so the others never wait for it.
 template <typename Fn>
 void on_ranks(int size, std::chrono::milliseconds timeout, const Fn& fn) {
   const auto store = c10::make_intrusive<c10d::HashStore>();
   std::vector<std::exception_ptr> errors(size);
   std::vector<std::thread> threads;
+  Barrier connected(size);
   for (int r = 0; r < size; ++r) {
     threads.emplace_back([&, r] {
       try {
-        SynchronousAllreduce allreduce(store, loopback(), r, size, timeout);
-        fn(r, allreduce);
+        std::unique_ptr<SynchronousAllreduce> allreduce;
+        try {
+          allreduce = std::make_unique<SynchronousAllreduce>(store, loopback(), r, size, timeout);
+        } catch (...) {
+          connected.arrive_and_wait();
+          throw;
+        }
+        connected.arrive_and_wait();
+        fn(r, *allreduce);
       } catch (...) {
         errors[r] = std::current_exception();
       }
