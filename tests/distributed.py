@@ -5,7 +5,8 @@ FashionMNIST, one case per run of this script:
   exactness   2 and 3 ranks (--nproc) against 1 process with as many threads, LeNet and MLP, 2 epochs
               of a --limit subset (3 ranks get an uneven last batch): every number and every weight
               within 1e-5. One process shards each batch over its threads exactly as the ranks
-              share it, so only the order of the ranks' sum in Gloo's ring differs.
+              share it, so only the order of the ranks' sum in Gloo's ring differs. --dist-wait poll
+              and sleep give the same bytes as auto, and auto's choice follows the cores.
   torchrun    the same run under `python3 -m torch.distributed.run --no_python` (its agent's store,
               and --standalone, where rank 0 hosts the store) gives --nproc's numbers.
   two_hosts   two network namespaces joined by a veth pair, one torchrun node in each (--nnodes 2),
@@ -116,6 +117,20 @@ def case_exactness(convkit, tmp):
                       "the report records the world size and the allreduce time")
             check(metrics["distributed"]["allreduce_calls"] > 0, f"{model}, {ranks} ranks: allreduce time recorded "
                   f"({metrics['distributed']['allreduce_seconds_per_call'] * 1e6:.0f} us a call)")
+            polls = ranks <= len(os.sched_getaffinity(0))  # one thread per rank: a core each?
+            check(metrics["distributed"]["gradient_wait"] == ("poll" if polls else "sleep") and
+                  f"gradient wait: {metrics['distributed']['gradient_wait']}" in pn.stdout,
+                  f"{model}, {ranks} ranks on {len(os.sched_getaffinity(0))} cores: --dist-wait auto "
+                  f"{'polls' if polls else 'sleeps'}, and says so")
+            if model == "lenet" and ranks == 2:
+                for wait in ["poll", "sleep"]:
+                    out = os.path.join(tmp, f"{model}-{ranks}x1-{wait}")
+                    pw = train(convkit, out, "--model", model, "--threads", str(ranks), "--nproc", str(ranks),
+                               "--dist-wait", wait)
+                    if check(pw.returncode == 0 and f"gradient wait: {wait}" in pw.stdout,
+                             f"--dist-wait {wait} ran and says so"):
+                        d = largest_difference(many, out)
+                        check(d == 0, f"--dist-wait {wait} changes no number and no weight (difference {d:.3g})")
 
 
 def torchrun(nproc, *args):

@@ -1,11 +1,13 @@
 // The gradient's allreduce on Gloo's synchronous connections, with ranks as threads of this
-// process joined through an in-memory store and real loopback sockets.
+// process joined through an in-memory store and real loopback sockets; and how a process reads
+// its place in a distributed run.
 #include <gtest/gtest.h>
 
 #include <gloo/transport/tcp/device.h>
 #include <chrono>
 #include <cmath>
 #include <condition_variable>
+#include <cstdlib>
 #include <exception>
 #include <memory>
 #include <mutex>
@@ -13,6 +15,8 @@
 #include <torch/csrc/distributed/c10d/HashStore.hpp>
 #include <vector>
 
+#include "dist/environment.h"
+#include "dist/process_group.h"
 #include "dist/synchronous_allreduce.h"
 
 using convkit::dist::SynchronousAllreduce;
@@ -156,4 +160,54 @@ TEST(SynchronousAllreduce, ARankThatNeverComesFailsTheOthersAtTheTimeout) {
     EXPECT_GT(seconds, 0.25) << "spin " << spin;
     EXPECT_LT(seconds, 1.7) << "spin " << spin << ": at the 0.3 s timeout, not when the other rank leaves";
   }
+}
+
+TEST(DistributedEnvironment, TorchrunsVariablesAreReadAndCheckedByName) {
+  for (const char* name : {"RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "LOCAL_RANK", "LOCAL_WORLD_SIZE",
+                           "GROUP_RANK", "TORCHELASTIC_USE_AGENT_STORE", "TORCHELASTIC_RESTART_COUNT"})
+    unsetenv(name);
+  EXPECT_FALSE(convkit::dist::environment_from_variables()) << "no RANK or WORLD_SIZE: one process";
+  setenv("RANK", "1", 1);
+  setenv("WORLD_SIZE", "4", 1);
+  setenv("MASTER_ADDR", "10.0.0.1", 1);
+  setenv("MASTER_PORT", "29500", 1);
+  setenv("LOCAL_WORLD_SIZE", "2", 1);
+  const auto env = convkit::dist::environment_from_variables();
+  ASSERT_TRUE(env);
+  EXPECT_EQ(env->rank, 1);
+  EXPECT_EQ(env->world_size, 4);
+  EXPECT_EQ(env->local_rank, 1) << "RANK modulo LOCAL_WORLD_SIZE when LOCAL_RANK is not set";
+  EXPECT_EQ(env->store_address(), "10.0.0.1:29500");
+  setenv("RANK", "4", 1);
+  try {
+    convkit::dist::environment_from_variables();
+    ADD_FAILURE() << "RANK 4 of WORLD_SIZE 4 was accepted";
+  } catch (const std::exception& e) {
+    EXPECT_NE(std::string(e.what()).find("RANK='4'"), std::string::npos) << e.what();
+  }
+  setenv("RANK", "0", 1);
+  unsetenv("MASTER_PORT");
+  try {
+    convkit::dist::environment_from_variables();
+    ADD_FAILURE() << "no MASTER_PORT was accepted";
+  } catch (const std::exception& e) {
+    EXPECT_NE(std::string(e.what()).find("MASTER_PORT"), std::string::npos) << e.what();
+  }
+}
+
+TEST(DistributedEnvironment, ThreadsAreSharedAndPollingNeedsACoreAThread) {
+  EXPECT_EQ(convkit::dist::threads_per_process(4, 2), 2);
+  EXPECT_EQ(convkit::dist::threads_per_process(3, 2), 1);
+  EXPECT_EQ(convkit::dist::threads_per_process(2, 3), 1) << "at least one thread each";
+  const int cores = static_cast<int>(std::thread::hardware_concurrency());
+  EXPECT_TRUE(convkit::dist::each_thread_has_a_core(1, 1));
+  EXPECT_FALSE(convkit::dist::each_thread_has_a_core(1, cores + 1)) << "more processes than cores";
+}
+
+TEST(DistributedEnvironment, GradientWaitNamesAreTheFlagsValues) {
+  using convkit::dist::GradientWait;
+  EXPECT_EQ(convkit::dist::gradient_wait_named("auto"), GradientWait::automatic);
+  EXPECT_EQ(convkit::dist::gradient_wait_named("poll"), GradientWait::poll);
+  EXPECT_EQ(convkit::dist::gradient_wait_named("sleep"), GradientWait::sleep);
+  EXPECT_THROW(convkit::dist::gradient_wait_named("spin"), std::exception);
 }

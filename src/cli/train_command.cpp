@@ -62,6 +62,7 @@ namespace {
 struct Processes {
   int nproc = 1;
   double timeout_seconds = 60;
+  std::string gradient_wait = dist::gradient_wait_names()[0];
   std::chrono::milliseconds timeout() const {
     return std::chrono::milliseconds(static_cast<int64_t>(timeout_seconds * 1000));
   }
@@ -87,7 +88,8 @@ run::TrainOptions options_for_this_rank(const run::TrainRequest& request, const 
 std::unique_ptr<dist::ProcessGroup> join_group(const Processes& processes) {
   const std::optional<dist::Environment> env = dist::environment_from_variables();
   if (!env || env->world_size == 1) return nullptr;
-  return std::make_unique<dist::ProcessGroup>(*env, processes.timeout());
+  return std::make_unique<dist::ProcessGroup>(*env, processes.timeout(),
+                                              dist::gradient_wait_named(processes.gradient_wait));
 }
 
 void train_on_this_process(const run::TrainRequest& request, const Processes& processes) {
@@ -151,6 +153,11 @@ void add_train_command(CLI::App& app, const std::vector<std::string>& argv) {
                   "Seconds a distributed run waits for a rank (rendezvous, every collective) before it stops with "
                   "an error naming the rank")
       ->check(CLI::Range(0.1, 86400.0))
+      ->capture_default_str();
+  cmd->add_option("--dist-wait", processes->gradient_wait,
+                  "How a rank waits for the others' gradients: poll (busy-wait, fastest, takes a core), sleep, or auto "
+                  "(poll only where every thread of this machine's ranks has a core of its own)")
+      ->check(CLI::IsMember(dist::gradient_wait_names()))
       ->capture_default_str();
   cmd->add_flag(
       "--no-report", [request](int64_t) { request->flags.report = false; }, "Skip figures/ and report.html");

@@ -63,6 +63,7 @@ bool is_loopback(const std::string& host) { return host == "localhost" || host.r
 struct ProcessGroup::Impl {
   Environment env;
   std::chrono::milliseconds timeout;
+  GradientWait gradient_wait = GradientWait::automatic;
   c10::intrusive_ptr<c10d::Store> store;  // this run's keys (under torchrun's attempt prefix)
   c10::intrusive_ptr<c10d::ProcessGroupGloo> gloo;
   std::unique_ptr<SynchronousAllreduce> gradient_sum;  // the training step's own connections
@@ -309,10 +310,23 @@ struct ProcessGroup::Impl {
   }
 };
 
-ProcessGroup::ProcessGroup(const Environment& env, std::chrono::milliseconds timeout)
+const std::vector<std::string>& gradient_wait_names() {
+  static const std::vector<std::string> names{"auto", "poll", "sleep"};
+  return names;
+}
+
+GradientWait gradient_wait_named(const std::string& name) {
+  const std::vector<std::string>& names = gradient_wait_names();
+  for (size_t i = 0; i < names.size(); ++i)
+    if (names[i] == name) return static_cast<GradientWait>(i);
+  throw Error("'" + name + "' is not a way to wait for the gradient (" + join(names, "|") + ")");
+}
+
+ProcessGroup::ProcessGroup(const Environment& env, std::chrono::milliseconds timeout, GradientWait gradient_wait)
     : impl_(std::make_unique<Impl>()) {
   impl_->env = env;
   impl_->timeout = timeout;
+  impl_->gradient_wait = gradient_wait;
   // A rank that writes to a peer that has just died must get an error it can report, not die.
   signal(SIGPIPE, SIG_IGN);
   impl_->connect_store();
@@ -332,6 +346,22 @@ ProcessGroup::ProcessGroup(const Environment& env, std::chrono::milliseconds tim
 }
 
 ProcessGroup::~ProcessGroup() = default;
+
+bool ProcessGroup::polls_for_gradient() const {
+  switch (impl_->gradient_wait) {
+    case GradientWait::poll:
+      return true;
+    case GradientWait::sleep:
+      return false;
+    case GradientWait::automatic:
+      break;
+  }
+  return each_thread_has_a_core(at::get_num_threads(), impl_->env.local_world_size);
+}
+
+std::string ProcessGroup::gradient_wait_name() const {
+  return gradient_wait_names()[static_cast<size_t>(polls_for_gradient() ? GradientWait::poll : GradientWait::sleep)];
+}
 
 int ProcessGroup::rank() const { return impl_->env.rank; }
 int ProcessGroup::size() const { return impl_->env.world_size; }

@@ -15,13 +15,23 @@
 
 namespace convkit::dist {
 
+// How a rank waits for the others' gradients: `poll` busy-waits on its sockets (fastest, but it
+// takes a core), `sleep` blocks in the kernel, `automatic` polls only where every thread of this
+// machine's ranks has a core of its own.
+enum class GradientWait { automatic, poll, sleep };
+
+// The names of the GradientWait values ("auto", "poll", "sleep"), in the enum's order.
+const std::vector<std::string>& gradient_wait_names();
+GradientWait gradient_wait_named(const std::string& name);  // an Error for any other name
+
 class ProcessGroup {
  public:
   // Joins the group `env` describes. Rank 0 hosts the store unless torchrun's agent does; each
   // rank claims its RANK, announces its WORLD_SIZE and waits for the others, then Gloo connects
   // them. An Error within `timeout` when the store's port is in use or unreachable, a rank never
   // arrives, two processes claim one RANK, or the ranks disagree on WORLD_SIZE.
-  ProcessGroup(const Environment& env, std::chrono::milliseconds timeout);
+  ProcessGroup(const Environment& env, std::chrono::milliseconds timeout,
+               GradientWait gradient_wait = GradientWait::automatic);
   ~ProcessGroup();
   ProcessGroup(const ProcessGroup&) = delete;
   ProcessGroup& operator=(const ProcessGroup&) = delete;
@@ -37,9 +47,12 @@ class ProcessGroup {
 
   // Sums the training step's gradient (one contiguous float buffer) over the ranks in place, on
   // this thread, over connections of its own (see synchronous_allreduce.h). Every rank ends with
-  // the same bytes. `spin`: poll while waiting for the others, for a rank whose every thread has a
-  // core of its own.
+  // the same bytes. `spin`: poll while waiting for the others (see polls_for_gradient).
   void sum_gradient(const at::Tensor& gradient, bool spin) const;
+
+  // Whether this rank, on LibTorch's present thread count, polls while it waits for the gradient.
+  bool polls_for_gradient() const;
+  std::string gradient_wait_name() const;  // "poll" or "sleep", as --dist-wait names them
 
   // Rank 0's values of `tensors` (CPU, any dtype, same shapes on every rank) on every rank.
   void broadcast(const std::vector<at::Tensor>& tensors) const;

@@ -5,7 +5,6 @@
 #include <nlohmann/json.hpp>
 #include <ostream>
 
-#include "dist/environment.h"
 #include "dist/process_group.h"
 #include "models/patch_whitening.h"
 #include "models/registry.h"
@@ -124,7 +123,7 @@ train::StepSettings step_settings(const TrainOptions& options, const data::Norma
   s.optimizer_sums_shards = !group && train::share_shard_gradients(*net.optimizer, net.fast.shards);
   s.parallel.group = group;
   s.parallel.parameters = net.fast.parameters;
-  s.parallel.spin = group && dist::each_thread_has_a_core(at::get_num_threads(), group->environment().local_world_size);
+  s.parallel.spin = group && group->polls_for_gradient();
   return s;
 }
 
