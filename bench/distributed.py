@@ -7,6 +7,7 @@ gradient allreduce takes (metrics.json's "distributed"). Writes bench/distribute
 
     python3 bench/distributed.py                 # 2 processes x 1 thread against 1 x 2, LeNet
     python3 bench/distributed.py --model c32k3p1bn-mp2-c64k3p1bn-mp2-fc256 --epochs 2
+    python3 bench/distributed.py --dist-wait sleep   # the ranks sleep while they wait, whatever the cores
 """
 import argparse
 import datetime
@@ -19,11 +20,11 @@ import tempfile
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def train(convkit, out, model, epochs, threads, nproc):
+def train(convkit, out, model, epochs, threads, nproc, wait):
     cmd = [convkit, "train", "--out", out, "--model", model, "--epochs", str(epochs), "--threads", str(threads),
            "--no-report", "--quiet"]
     if nproc > 1:
-        cmd += ["--nproc", str(nproc)]
+        cmd += ["--nproc", str(nproc), "--dist-wait", wait]
     subprocess.run(cmd, check=True, capture_output=True, text=True)
     with open(os.path.join(out, "history.json")) as f:
         history = json.load(f)
@@ -40,6 +41,7 @@ def main():
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--nproc", type=int, default=2)
     p.add_argument("--repeat", type=int, default=2)
+    p.add_argument("--dist-wait", default="auto", choices=["auto", "poll", "sleep"])
     p.add_argument("--json", default=os.path.join(ROOT, "bench", "distributed.json"))
     args = p.parse_args()
     convkit = os.path.join(args.build, "convkit")
@@ -49,7 +51,7 @@ def main():
         for r in range(args.repeat):
             for nproc in best:
                 seconds, metrics = train(convkit, os.path.join(tmp, f"{nproc}-{r}"), args.model, args.epochs,
-                                         args.threads, nproc)
+                                         args.threads, nproc, args.dist_wait)
                 best[nproc] = min(best[nproc], seconds)
                 if nproc > 1:
                     distributed = metrics["distributed"]
@@ -68,10 +70,11 @@ def main():
         "allreduce_seconds_per_call": distributed.get("allreduce_seconds_per_call"),
         "allreduce_seconds_per_step": distributed.get("allreduce_seconds", 0) / max(1, steps),
         "steps": steps,
+        "gradient_wait": distributed.get("gradient_wait"),
     }
     print(f"{args.model}: 1 process x {args.threads} threads {one:.2f} s/epoch | {args.nproc} processes x "
-          f"{max(1, args.threads // args.nproc)} thread(s) {many:.2f} s/epoch | speed {one / many:.2f}x of one process "
-          f"| allreduce {result['allreduce_seconds_per_call'] * 1e6:.0f} us a call, "
+          f"{max(1, args.threads // args.nproc)} thread(s) {many:.2f} s/epoch ({result['gradient_wait']}) "
+          f"| speed {one / many:.2f}x of one process | allreduce {result['allreduce_seconds_per_call'] * 1e6:.0f} us a call, "
           f"{result['allreduce_seconds_per_step'] * 1e3:.2f} ms a step")
     with open(args.json, "w") as f:
         json.dump(result, f, indent=2)
