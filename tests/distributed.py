@@ -16,7 +16,8 @@ FashionMNIST, one case per run of this script:
               WORLD_SIZE disagreeing, one RANK claimed twice, settings that differ, Ctrl-C on the
               launcher: each exits non-zero with its message within its bound, leaving no process.
   resume      a run whose worker is killed, resumed with --resume, ends with the numbers of an
-              uninterrupted run.
+              uninterrupted run; so does one under torchrun --max_restarts 1, whose restarted
+              attempt continues the run by itself (and leaves a complete run as it is).
 """
 import argparse
 import json
@@ -392,6 +393,42 @@ def case_resume(convkit, tmp):
           f"--resume continues after epoch {done}")
     d = largest_difference(whole, cut)
     check(d == 0.0, f"resumed run ends with the uninterrupted run's numbers: largest difference {d:.3g}")
+
+    # torchrun --max_restarts: the restarted attempt continues the run instead of starting again.
+    elastic = os.path.join(tmp, "elastic")
+    launcher = ["--nnodes", "1", "--master_addr", "127.0.0.1", "--master_port", str(free_port()), "--max_restarts", "1",
+                "--monitor_interval", "1"]
+    proc = subprocess.Popen(torchrun(2, *launcher) + [convkit, "train", "--out", elastic, "--limit", "20000", "--epochs",
+                            "4", "--no-report", "--quiet", "--threads", "2", "--dist-timeout", "10"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    if not check(wait_for_epoch(elastic, proc), "torchrun --max_restarts 1: the first attempt completed an epoch"):
+        proc.kill()
+        return
+    os.kill(worker_pids(proc.pid)[1], signal.SIGKILL)
+    out, err = proc.communicate(timeout=600)
+    continued = "Restart 1 (TORCHELASTIC_RESTART_COUNT): continuing the run in " + elastic in out
+    if not check(proc.returncode == 0 and continued and "Resuming after epoch" in out and out.count("Epoch: 01") == 1,
+                 "torchrun --max_restarts 1, rank 1 killed (-9) after an epoch: the restarted attempt continues the "
+                 "run from its last epoch, and says so"):
+        print(out[-2000:], err[-2000:])
+        return
+    d = largest_difference(whole, elastic)
+    check(d == 0.0, f"the restarted attempt ends with the uninterrupted run's numbers: largest difference {d:.3g}")
+
+    # A restart after the run completed (a rank failed on its way out) leaves the run as it is.
+    metrics_file = os.path.join(elastic, "metrics.json")
+    written = os.stat(metrics_file).st_mtime_ns
+    port = free_port()
+    procs = [subprocess.Popen([convkit, "train", "--out", elastic, "--limit", "20000", "--epochs", "4", "--no-report",
+                               "--quiet", "--threads", "2", "--dist-timeout", "10"],
+                              env=dict(os.environ, RANK=str(r), WORLD_SIZE="2", MASTER_ADDR="127.0.0.1",
+                                       MASTER_PORT=str(port), TORCHELASTIC_RESTART_COUNT="1"),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for r in range(2)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    if not check(all(p.returncode == 0 for p in procs) and "is complete; nothing is left to do" in outs[0][0] and
+                 os.stat(metrics_file).st_mtime_ns == written,
+                 "a restarted attempt that finds the run complete exits 0, says so and rewrites nothing"):
+        print(outs)
 
 
 def main():

@@ -1,6 +1,6 @@
 // The gradient's allreduce on Gloo's synchronous connections, with ranks as threads of this
 // process joined through an in-memory store and real loopback sockets; and how a process reads
-// its place in a distributed run.
+// its place in a distributed run, and what a restarted attempt of torchrun's continues.
 #include <gtest/gtest.h>
 
 #include <gloo/transport/tcp/device.h>
@@ -9,8 +9,11 @@
 #include <condition_variable>
 #include <cstdlib>
 #include <exception>
+#include <filesystem>
 #include <memory>
 #include <mutex>
+#include <nlohmann/json.hpp>
+#include <set>
 #include <thread>
 #include <torch/csrc/distributed/c10d/HashStore.hpp>
 #include <vector>
@@ -18,6 +21,10 @@
 #include "dist/environment.h"
 #include "dist/process_group.h"
 #include "dist/synchronous_allreduce.h"
+#include "run/resolve.h"
+#include "run/settings.h"
+#include "test_util.h"
+#include "util/files.h"
 
 using convkit::dist::SynchronousAllreduce;
 using Clock = std::chrono::steady_clock;
@@ -210,4 +217,53 @@ TEST(DistributedEnvironment, GradientWaitNamesAreTheFlagsValues) {
   EXPECT_EQ(convkit::dist::gradient_wait_named("poll"), GradientWait::poll);
   EXPECT_EQ(convkit::dist::gradient_wait_named("sleep"), GradientWait::sleep);
   EXPECT_THROW(convkit::dist::gradient_wait_named("spin"), std::exception);
+}
+
+namespace {
+
+// A run directory as an earlier attempt leaves it after an epoch: run.json and resume.pt.
+void leave_resumable_run(const std::filesystem::path& dir, const convkit::run::TrainOptions& options) {
+  std::filesystem::create_directories(dir);
+  convkit::write_file_atomically(dir / "run.json", convkit::run::settings_json(options, options.threads).dump(2));
+  convkit::write_file_atomically(dir / "resume.pt", "its contents are read on resume, not here");
+}
+
+}  // namespace
+
+TEST(RestartedAttempt, ContinuesTheRunItsCommandLineNamesWhenItsSettingsAreTheSame) {
+  using convkit::run::TrainRequest;
+  convkit::testing::TempDir tmp;
+  const std::string dir = (tmp / "run").string();
+  TrainRequest request;
+  request.out_dir = dir;
+  request.flags.optimizer.lr = 0.002;
+  request.flags.epochs = 2;
+  request.given = {"lr", "epochs"};
+  EXPECT_TRUE(convkit::run::earlier_attempt(request).dir.empty()) << "no earlier attempt: start afresh";
+
+  convkit::run::TrainOptions earlier = convkit::run::resolve_train_options(request);
+  earlier.world_size = 3;  // a group may come back in another size
+  leave_resumable_run(dir, earlier);
+  auto found = convkit::run::earlier_attempt(request);
+  EXPECT_EQ(found.dir, dir);
+  EXPECT_FALSE(found.complete);
+  const TrainRequest resumed = convkit::run::resuming(request, found.dir);
+  EXPECT_EQ(resumed.resume_dir, dir);
+  EXPECT_EQ(resumed.given, std::set<std::string>{"epochs"}) << "a resume may change only how long, where";
+  EXPECT_EQ(convkit::run::resolve_train_options(resumed).optimizer.lr, 0.002) << "the run's own settings";
+
+  convkit::write_file_atomically(tmp / "run" / "metrics.json", "{}");
+  convkit::write_file_atomically(tmp / "run" / "history.json", "[{}]");
+  EXPECT_FALSE(convkit::run::earlier_attempt(request).complete) << "1 of 2 epochs: metrics.json is an older run's";
+  convkit::write_file_atomically(tmp / "run" / "history.json", "[{}, {}]");
+  EXPECT_TRUE(convkit::run::earlier_attempt(request).complete) << "every epoch and metrics.json";
+
+  request.flags.optimizer.lr = 0.001;  // another run's directory, or another command line: not this run
+  EXPECT_TRUE(convkit::run::earlier_attempt(request).dir.empty());
+  request.flags.optimizer.lr = 0.002;
+  std::filesystem::remove(tmp / "run" / "resume.pt");  // the attempt died before its first epoch ended
+  EXPECT_TRUE(convkit::run::earlier_attempt(request).dir.empty());
+  leave_resumable_run(dir, earlier);
+  request.resume_dir = dir;
+  EXPECT_TRUE(convkit::run::earlier_attempt(request).dir.empty()) << "--resume given: it stands";
 }

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <variant>
 
 #include <nlohmann/json.hpp>
@@ -84,6 +85,29 @@ run::TrainOptions options_for_this_rank(const run::TrainRequest& request, const 
   return o;
 }
 
+// A restarted attempt of torchrun's (TORCHELASTIC_RESTART_COUNT > 0) continues the run the last
+// attempt left, as torchrun expects of a training script, instead of training again from the
+// start; nullopt when that run is complete. Rank 0, which owns the run directory, decides for
+// every rank.
+std::optional<run::TrainRequest> request_for_this_attempt(const run::TrainRequest& request,
+                                                          const dist::ProcessGroup* group, std::ostream& out) {
+  if (!group || group->environment().restart_count == 0 || !request.resume_dir.empty()) return request;
+  run::EarlierAttempt earlier;
+  if (group->is_main()) earlier = run::earlier_attempt(request);
+  const nlohmann::json decided = nlohmann::json::parse(
+      group->broadcast_bytes(nlohmann::json{{"dir", earlier.dir}, {"complete", earlier.complete}}.dump()));
+  earlier = {decided.at("dir").get<std::string>(), decided.at("complete").get<bool>()};
+  if (earlier.dir.empty()) return request;
+  const std::string restart =
+      "Restart " + std::to_string(group->environment().restart_count) + " (TORCHELASTIC_RESTART_COUNT): ";
+  if (earlier.complete) {
+    if (group->is_main()) out << restart << "the run in " << earlier.dir << " is complete; nothing is left to do\n";
+    return std::nullopt;
+  }
+  if (group->is_main()) out << restart << "continuing the run in " << earlier.dir << "\n";
+  return run::resuming(request, earlier.dir);
+}
+
 // This process as one rank of a distributed run when torchrun's variables (or --nproc's) say so.
 std::unique_ptr<dist::ProcessGroup> join_group(const Processes& processes) {
   const std::optional<dist::Environment> env = dist::environment_from_variables();
@@ -97,7 +121,9 @@ void train_on_this_process(const run::TrainRequest& request, const Processes& pr
   const std::string rank = group ? "rank " + std::to_string(group->rank()) + ": " : "";
   std::string dir = request.resume_dir.empty() ? request.out_dir : request.resume_dir;
   try {
-    const run::TrainOptions options = options_for_this_rank(request, group.get());
+    const std::optional<run::TrainRequest> attempt = request_for_this_attempt(request, group.get(), std::cout);
+    if (!attempt) return;
+    const run::TrainOptions options = options_for_this_rank(*attempt, group.get());
     dir = run::out_dir_for(options).string();
     run::run_training(options, std::cout, group.get());
   } catch (const Interrupted& e) {

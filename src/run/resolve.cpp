@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "run/presets.h"
+#include "run/run_dir.h"
 #include "run/settings.h"
 #include "util/error.h"
 #include "util/files.h"
@@ -41,6 +42,16 @@ TrainOptions from_resumed_run(const TrainRequest& r) {
   return options;
 }
 
+// Whether `earlier`'s run is `fresh`'s: every setting equal but those a resume may change and the
+// world size (a restarted group may differ in size; the global batch keeps the numbers).
+bool same_run(const TrainOptions& earlier, const TrainOptions& fresh) {
+  for (const Setting& s : settings()) {
+    if (kResumable.count(s.key) || std::string(s.key) == "world_size") continue;
+    if (text_of(s, earlier) != text_of(s, fresh)) return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 TrainOptions resolve_train_options(const TrainRequest& r) {
@@ -51,6 +62,26 @@ TrainOptions resolve_train_options(const TrainRequest& r) {
   options.quiet = r.flags.quiet;
   options.report = r.flags.report;
   return options;
+}
+
+EarlierAttempt earlier_attempt(const TrainRequest& request) {
+  if (!request.resume_dir.empty()) return {};
+  const TrainOptions fresh = resolve_train_options(request);
+  const RunDir run{out_dir_for(fresh)};
+  if (!std::filesystem::exists(run.resume()) || !std::filesystem::exists(run.settings())) return {};
+  if (!same_run(read_run_options(run.dir), fresh)) return {};
+  const bool complete = std::filesystem::exists(run.metrics()) && std::filesystem::exists(run.history()) &&
+                        static_cast<int64_t>(read_json_file(run.history()).size()) >= fresh.epochs;
+  return {run.dir.string(), complete};
+}
+
+TrainRequest resuming(const TrainRequest& request, const std::string& dir) {
+  TrainRequest r;
+  r.flags = request.flags;
+  for (const std::string& key : kResumable)
+    if (request.given.count(key)) r.given.insert(key);
+  r.resume_dir = dir;
+  return r;
 }
 
 }  // namespace convkit::run

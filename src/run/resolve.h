@@ -22,4 +22,15 @@ struct TrainRequest {
 // an invalid value. run_training validates the result.
 TrainOptions resolve_train_options(const TrainRequest& request);
 
+// What an earlier attempt left in the run directory `request` names, for a worker restarted with
+// its unchanged command line (torchrun's --max-restarts).
+struct EarlierAttempt {
+  std::string dir;        // a resumable run of the same settings (those a resume may change aside); empty: none
+  bool complete = false;  // its every epoch, its test and metrics.json: nothing is left to do
+};
+EarlierAttempt earlier_attempt(const TrainRequest& request);
+
+// `request` as the --resume of `dir`, with only the flags a resume may change.
+TrainRequest resuming(const TrainRequest& request, const std::string& dir);
+
 }  // namespace convkit::run
