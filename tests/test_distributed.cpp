@@ -13,15 +13,18 @@
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
 #include <thread>
 #include <torch/csrc/distributed/c10d/HashStore.hpp>
+#include <utility>
 #include <vector>
 
 #include "dist/environment.h"
 #include "dist/process_group.h"
 #include "dist/synchronous_allreduce.h"
 #include "run/resolve.h"
+#include "run/run_dir.h"
 #include "run/settings.h"
 #include "test_util.h"
 #include "util/files.h"
@@ -169,10 +172,39 @@ TEST(SynchronousAllreduce, ARankThatNeverComesFailsTheOthersAtTheTimeout) {
   }
 }
 
+namespace {
+
+// Unsets torchrun's variables for as long as it lives, then puts back what was there.
+class TorchrunVariables {
+ public:
+  TorchrunVariables() {
+    for (const char* name : kNames) {
+      const char* value = std::getenv(name);
+      saved_.emplace_back(name, value ? std::optional<std::string>(value) : std::nullopt);
+      unsetenv(name);
+    }
+  }
+  ~TorchrunVariables() {
+    for (const auto& [name, value] : saved_) value ? (void)setenv(name, value->c_str(), 1) : (void)unsetenv(name);
+  }
+
+ private:
+  static constexpr const char* kNames[] = {"RANK",
+                                           "WORLD_SIZE",
+                                           "MASTER_ADDR",
+                                           "MASTER_PORT",
+                                           "LOCAL_RANK",
+                                           "LOCAL_WORLD_SIZE",
+                                           "GROUP_RANK",
+                                           "TORCHELASTIC_USE_AGENT_STORE",
+                                           "TORCHELASTIC_RESTART_COUNT"};
+  std::vector<std::pair<const char*, std::optional<std::string>>> saved_;
+};
+
+}  // namespace
+
 TEST(DistributedEnvironment, TorchrunsVariablesAreReadAndCheckedByName) {
-  for (const char* name : {"RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "LOCAL_RANK", "LOCAL_WORLD_SIZE",
-                           "GROUP_RANK", "TORCHELASTIC_USE_AGENT_STORE", "TORCHELASTIC_RESTART_COUNT"})
-    unsetenv(name);
+  const TorchrunVariables unset;
   EXPECT_FALSE(convkit::dist::environment_from_variables()) << "no RANK or WORLD_SIZE: one process";
   setenv("RANK", "1", 1);
   setenv("WORLD_SIZE", "4", 1);
@@ -243,27 +275,49 @@ TEST(RestartedAttempt, ContinuesTheRunItsCommandLineNamesWhenItsSettingsAreTheSa
 
   convkit::run::TrainOptions earlier = convkit::run::resolve_train_options(request);
   earlier.world_size = 3;  // a group may come back in another size
+  earlier.threads = 5;     // run.json holds the threads the run resolved
   leave_resumable_run(dir, earlier);
   auto found = convkit::run::earlier_attempt(request);
   EXPECT_EQ(found.dir, dir);
-  EXPECT_FALSE(found.complete);
+  EXPECT_FALSE(found.finished);
   const TrainRequest resumed = convkit::run::resuming(request, found.dir);
   EXPECT_EQ(resumed.resume_dir, dir);
   EXPECT_EQ(resumed.given, std::set<std::string>{"epochs"}) << "a resume may change only how long, where";
-  EXPECT_EQ(convkit::run::resolve_train_options(resumed).optimizer.lr, 0.002) << "the run's own settings";
+  const convkit::run::TrainOptions options = convkit::run::resolve_train_options(resumed);
+  EXPECT_EQ(options.optimizer.lr, 0.002) << "the run's own settings";
+  EXPECT_EQ(options.threads, 5) << "the run's own threads, as the unchanged command line gave them";
 
   convkit::write_file_atomically(tmp / "run" / "metrics.json", "{}");
-  convkit::write_file_atomically(tmp / "run" / "history.json", "[{}]");
-  EXPECT_FALSE(convkit::run::earlier_attempt(request).complete) << "1 of 2 epochs: metrics.json is an older run's";
-  convkit::write_file_atomically(tmp / "run" / "history.json", "[{}, {}]");
-  EXPECT_TRUE(convkit::run::earlier_attempt(request).complete) << "every epoch and metrics.json";
+  EXPECT_TRUE(convkit::run::earlier_attempt(request).finished) << "metrics.json: the run finished";
 
   request.flags.optimizer.lr = 0.001;  // another run's directory, or another command line: not this run
   EXPECT_TRUE(convkit::run::earlier_attempt(request).dir.empty());
   request.flags.optimizer.lr = 0.002;
+  request.flags.epochs = 3;  // nor is a run of another length
+  EXPECT_TRUE(convkit::run::earlier_attempt(request).dir.empty());
+  request.flags.epochs = 2;
   std::filesystem::remove(tmp / "run" / "resume.pt");  // the attempt died before its first epoch ended
   EXPECT_TRUE(convkit::run::earlier_attempt(request).dir.empty());
   leave_resumable_run(dir, earlier);
   request.resume_dir = dir;
   EXPECT_TRUE(convkit::run::earlier_attempt(request).dir.empty()) << "--resume given: it stands";
+}
+
+TEST(RestartedAttempt, ARunThatTrainsForgetsAnOlderRunsProgress) {
+  convkit::testing::TempDir tmp;
+  const convkit::run::RunDir run{tmp.path()};
+  const auto leave_all = [&] {
+    for (const auto& file : {run.resume(), run.history(), run.metrics(), run.model()})
+      convkit::write_file_atomically(file, "an older run's");
+  };
+  leave_all();
+  EXPECT_TRUE(run.finished());
+  convkit::run::forget_progress(run, /*resumed=*/true);
+  EXPECT_FALSE(run.finished()) << "a resumed run is finished again only when it writes its metrics";
+  EXPECT_TRUE(std::filesystem::exists(run.resume()) && std::filesystem::exists(run.history()));
+  leave_all();
+  convkit::run::forget_progress(run, /*resumed=*/false);
+  EXPECT_FALSE(std::filesystem::exists(run.resume()) || std::filesystem::exists(run.history()) || run.finished())
+      << "a fresh run leaves no trace of how far an older run got";
+  EXPECT_TRUE(std::filesystem::exists(run.model())) << "the older weights stay until its first epoch replaces them";
 }

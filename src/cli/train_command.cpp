@@ -63,7 +63,7 @@ namespace {
 struct Processes {
   int nproc = 1;
   double timeout_seconds = 60;
-  std::string gradient_wait = dist::gradient_wait_names()[0];
+  std::string gradient_wait = dist::gradient_wait_names()[static_cast<size_t>(dist::GradientWait::automatic)];
   std::chrono::milliseconds timeout() const {
     return std::chrono::milliseconds(static_cast<int64_t>(timeout_seconds * 1000));
   }
@@ -87,24 +87,28 @@ run::TrainOptions options_for_this_rank(const run::TrainRequest& request, const 
 
 // A restarted attempt of torchrun's (TORCHELASTIC_RESTART_COUNT > 0) continues the run the last
 // attempt left, as torchrun expects of a training script, instead of training again from the
-// start; nullopt when that run is complete. Rank 0, which owns the run directory, decides for
-// every rank.
+// start; nullopt when that run is finished. Rank 0, which owns the run directory, decides for
+// every rank, on its own count (an agent that joined later counts from 0).
 std::optional<run::TrainRequest> request_for_this_attempt(const run::TrainRequest& request,
                                                           const dist::ProcessGroup* group, std::ostream& out) {
-  if (!group || group->environment().restart_count == 0 || !request.resume_dir.empty()) return request;
+  const bool decides = !group || group->is_main();
+  const std::optional<dist::Environment> env = dist::environment_from_variables();
+  int restart = env ? env->restart_count : 0;
   run::EarlierAttempt earlier;
-  if (group->is_main()) earlier = run::earlier_attempt(request);
-  const nlohmann::json decided = nlohmann::json::parse(
-      group->broadcast_bytes(nlohmann::json{{"dir", earlier.dir}, {"complete", earlier.complete}}.dump()));
-  earlier = {decided.at("dir").get<std::string>(), decided.at("complete").get<bool>()};
+  if (decides && restart > 0 && request.resume_dir.empty()) earlier = run::earlier_attempt(request);
+  if (group) {
+    const nlohmann::json decided = nlohmann::json::parse(group->broadcast_bytes(
+        nlohmann::json{{"restart", restart}, {"dir", earlier.dir}, {"finished", earlier.finished}}.dump()));
+    restart = decided.at("restart").get<int>();
+    earlier = {decided.at("dir").get<std::string>(), decided.at("finished").get<bool>()};
+  }
   if (earlier.dir.empty()) return request;
-  const std::string restart =
-      "Restart " + std::to_string(group->environment().restart_count) + " (TORCHELASTIC_RESTART_COUNT): ";
-  if (earlier.complete) {
-    if (group->is_main()) out << restart << "the run in " << earlier.dir << " is complete; nothing is left to do\n";
+  const std::string restarted = "Restart " + std::to_string(restart) + " (TORCHELASTIC_RESTART_COUNT): ";
+  if (earlier.finished) {
+    if (decides) out << restarted << "the run in " << earlier.dir << " is finished; nothing is left to do\n";
     return std::nullopt;
   }
-  if (group->is_main()) out << restart << "continuing the run in " << earlier.dir << "\n";
+  if (decides) out << restarted << "continuing the run in " << earlier.dir << "\n";
   return run::resuming(request, earlier.dir);
 }
 

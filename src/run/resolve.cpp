@@ -42,11 +42,13 @@ TrainOptions from_resumed_run(const TrainRequest& r) {
   return options;
 }
 
-// Whether `earlier`'s run is `fresh`'s: every setting equal but those a resume may change and the
-// world size (a restarted group may differ in size; the global batch keeps the numbers).
+// Whether `earlier`'s run is the one `fresh` starts with the same command line: every setting
+// equal but where it runs (threads, device) and the world size (a restarted group may differ in
+// size; the global batch keeps the arithmetic).
 bool same_run(const TrainOptions& earlier, const TrainOptions& fresh) {
+  static const std::set<std::string> kWhereItRuns = {"threads", "device", "world_size"};
   for (const Setting& s : settings()) {
-    if (kResumable.count(s.key) || std::string(s.key) == "world_size") continue;
+    if (kWhereItRuns.count(s.key)) continue;
     if (text_of(s, earlier) != text_of(s, fresh)) return false;
   }
   return true;
@@ -70,9 +72,7 @@ EarlierAttempt earlier_attempt(const TrainRequest& request) {
   const RunDir run{out_dir_for(fresh)};
   if (!std::filesystem::exists(run.resume()) || !std::filesystem::exists(run.settings())) return {};
   if (!same_run(read_run_options(run.dir), fresh)) return {};
-  const bool complete = std::filesystem::exists(run.metrics()) && std::filesystem::exists(run.history()) &&
-                        static_cast<int64_t>(read_json_file(run.history()).size()) >= fresh.epochs;
-  return {run.dir.string(), complete};
+  return {run.dir.string(), run.finished()};
 }
 
 TrainRequest resuming(const TrainRequest& request, const std::string& dir) {

@@ -23,10 +23,10 @@ struct TrainRequest {
 TrainOptions resolve_train_options(const TrainRequest& request);
 
 // What an earlier attempt left in the run directory `request` names, for a worker restarted with
-// its unchanged command line (torchrun's --max-restarts).
+// its unchanged command line (torchrun's --max_restarts).
 struct EarlierAttempt {
-  std::string dir;        // a resumable run of the same settings (those a resume may change aside); empty: none
-  bool complete = false;  // its every epoch, its test and metrics.json: nothing is left to do
+  std::string dir;        // a resumable run of the same settings (but where it runs); empty: none
+  bool finished = false;  // that run wrote its metrics.json: nothing is left to do
 };
 EarlierAttempt earlier_attempt(const TrainRequest& request);
 

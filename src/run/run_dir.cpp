@@ -18,6 +18,14 @@ std::vector<train::EpochRecord> read_history(const RunDir& run, int64_t epochs) 
   return history;
 }
 
+void forget_progress(const RunDir& run, bool resumed) {
+  if (!resumed) {
+    std::filesystem::remove(run.resume());
+    std::filesystem::remove(run.history());
+  }
+  std::filesystem::remove(run.metrics());
+}
+
 void write_history(const RunDir& run, const std::vector<train::EpochRecord>& history) {
   write_file_atomically(run.history(), train::history_json(history).dump(2) + "\n");
 }

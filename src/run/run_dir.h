@@ -16,7 +16,17 @@ struct RunDir {
   std::filesystem::path history() const { return dir / "history.json"; }
   std::filesystem::path metrics() const { return dir / "metrics.json"; }
   std::filesystem::path settings() const { return dir / "run.json"; }
+
+  // metrics.json is the run's last output, and a run that trains removes it first (see
+  // forget_progress), so it exists exactly when the run finished.
+  bool finished() const { return std::filesystem::exists(metrics()); }
 };
+
+// Removes what said how far the directory's run had got, before a run trains in it: a fresh
+// run's resume.pt, history.json and metrics.json (an older run's), a resumed one's metrics.json
+// (it is finished again only when it writes new ones). So neither --resume nor a restarted
+// attempt ever continues a run that is not the one training there.
+void forget_progress(const RunDir& run, bool resumed);
 
 // The first `epochs` rows of history.json; an Error naming the file when it has fewer.
 std::vector<train::EpochRecord> read_history(const RunDir& run, int64_t epochs);

@@ -121,7 +121,7 @@ RunState start_or_resume(const TrainOptions& options, const RunDir& run, const s
   p.point = checkpoint::load_resume_point(resume_archive, run.resume(), optimizer);
   const int64_t done = p.point.completed_epochs;
   // A run whose epochs are done but whose test or report was cut short is finished, not refused.
-  if (place.main && done >= options.epochs && std::filesystem::exists(run.metrics())) {
+  if (place.main && done >= options.epochs && run.finished()) {
     throw Error("--resume: " + run.dir.string() + " already completed " + std::to_string(done) +
                 " epochs; pass a larger --epochs to train further");
   }
@@ -309,7 +309,12 @@ RunResult run_training(const TrainOptions& given, std::ostream& out, const dist:
   const std::string resume_bytes = resume_archive(options, run, place);
   Network net = build_network(options, run, resume_bytes, data, threads, device, place);
   RunState state = start_or_resume(options, run, resume_bytes, *net.optimizer, data, place);
-  if (place.main) write_file_atomically(run.settings(), settings_json(options, threads).dump(2) + "\n");
+  if (place.main) {
+    forget_progress(run, options.resume);
+    // The machine's thread budget, which a resume splits between its processes again.
+    const int machine_threads = group ? threads * group->environment().local_world_size : threads;
+    write_file_atomically(run.settings(), settings_json(options, machine_threads).dump(2) + "\n");
+  }
 
   const int64_t epoch_steps = steps_per_epoch(options, data);
   const train::LrSchedule schedule(options.schedule, options.optimizer.lr, epoch_steps, options.epochs * epoch_steps);
