@@ -299,8 +299,13 @@ TEST(RestartedAttempt, ContinuesTheRunItsCommandLineNamesWhenItsSettingsAreTheSa
   std::filesystem::remove(tmp / "run" / "resume.pt");  // the attempt died before its first epoch ended
   EXPECT_TRUE(convkit::run::earlier_attempt(request).dir.empty());
   leave_resumable_run(dir, earlier);
-  request.resume_dir = dir;
-  EXPECT_TRUE(convkit::run::earlier_attempt(request).dir.empty()) << "--resume given: it stands";
+  request.resume_dir = dir;  // --resume given: that run, finished or not, whatever its settings
+  request.flags.optimizer.lr = 0.001;
+  found = convkit::run::earlier_attempt(request);
+  EXPECT_EQ(found.dir, dir);
+  EXPECT_TRUE(found.finished);
+  std::filesystem::remove(tmp / "run" / "metrics.json");
+  EXPECT_FALSE(convkit::run::earlier_attempt(request).finished);
 }
 
 TEST(RestartedAttempt, ARunThatTrainsForgetsAnOlderRunsProgress) {
@@ -317,7 +322,6 @@ TEST(RestartedAttempt, ARunThatTrainsForgetsAnOlderRunsProgress) {
   EXPECT_TRUE(std::filesystem::exists(run.resume()) && std::filesystem::exists(run.history()));
   leave_all();
   convkit::run::forget_progress(run, /*resumed=*/false);
-  EXPECT_FALSE(std::filesystem::exists(run.resume()) || std::filesystem::exists(run.history()) || run.finished())
-      << "a fresh run leaves no trace of how far an older run got";
-  EXPECT_TRUE(std::filesystem::exists(run.model())) << "the older weights stay until its first epoch replaces them";
+  for (const auto& file : {run.resume(), run.history(), run.metrics(), run.model()})
+    EXPECT_FALSE(std::filesystem::exists(file)) << file << ": a fresh run leaves nothing of how far an older run got";
 }

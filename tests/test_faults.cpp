@@ -115,6 +115,12 @@ TEST(Faults, ResumeFinishesARunCutShortAfterItsEpochs) {
   EXPECT_EQ(r.out.find("Epoch: "), std::string::npos) << r.out;
   EXPECT_EQ(read_json(dir / "run" / "metrics.json")["test_acc"], finished["test_acc"]);
   expect_one_line_error(run_convkit("train --resume " + out), "already completed 2 epochs");
+  // A run that is refused before it trains removes nothing of the run there.
+  expect_one_line_error(run_convkit(kRun + "--epochs 2 --lr -1 --out " + out), "--lr");
+  expect_one_line_error(run_convkit(kRun + "--epochs 2 --data " + (dir / "no-data").string() + " --out " + out),
+                        "no-data");
+  for (const char* file : {"metrics.json", "resume.pt", "history.json", "model.pt"})
+    EXPECT_TRUE(std::filesystem::exists(dir / "run" / file)) << file << " was removed by a refused run";
 }
 
 TEST(Faults, ADivergingRunStopsAtOnceWithAClearMessage) {

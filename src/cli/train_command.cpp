@@ -87,15 +87,16 @@ run::TrainOptions options_for_this_rank(const run::TrainRequest& request, const 
 
 // A restarted attempt of torchrun's (TORCHELASTIC_RESTART_COUNT > 0) continues the run the last
 // attempt left, as torchrun expects of a training script, instead of training again from the
-// start; nullopt when that run is finished. Rank 0, which owns the run directory, decides for
-// every rank, on its own count (an agent that joined later counts from 0).
+// start (with --resume, it resumes as told); nullopt when that run is finished. Rank 0, which
+// owns the run directory, decides for every rank, on its own count (an agent that joined later
+// counts from 0).
 std::optional<run::TrainRequest> request_for_this_attempt(const run::TrainRequest& request,
                                                           const dist::ProcessGroup* group, std::ostream& out) {
   const bool decides = !group || group->is_main();
   const std::optional<dist::Environment> env = dist::environment_from_variables();
   int restart = env ? env->restart_count : 0;
   run::EarlierAttempt earlier;
-  if (decides && restart > 0 && request.resume_dir.empty()) earlier = run::earlier_attempt(request);
+  if (decides && restart > 0) earlier = run::earlier_attempt(request);
   if (group) {
     const nlohmann::json decided = nlohmann::json::parse(group->broadcast_bytes(
         nlohmann::json{{"restart", restart}, {"dir", earlier.dir}, {"finished", earlier.finished}}.dump()));
@@ -108,6 +109,7 @@ std::optional<run::TrainRequest> request_for_this_attempt(const run::TrainReques
     if (decides) out << restarted << "the run in " << earlier.dir << " is finished; nothing is left to do\n";
     return std::nullopt;
   }
+  if (!request.resume_dir.empty()) return request;  // resumes as told
   if (decides) out << restarted << "continuing the run in " << earlier.dir << "\n";
   return run::resuming(request, earlier.dir);
 }

@@ -67,7 +67,7 @@ TrainOptions resolve_train_options(const TrainRequest& r) {
 }
 
 EarlierAttempt earlier_attempt(const TrainRequest& request) {
-  if (!request.resume_dir.empty()) return {};
+  if (!request.resume_dir.empty()) return {request.resume_dir, RunDir{request.resume_dir}.finished()};
   const TrainOptions fresh = resolve_train_options(request);
   const RunDir run{out_dir_for(fresh)};
   if (!std::filesystem::exists(run.resume()) || !std::filesystem::exists(run.settings())) return {};

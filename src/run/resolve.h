@@ -23,7 +23,7 @@ struct TrainRequest {
 TrainOptions resolve_train_options(const TrainRequest& request);
 
 // What an earlier attempt left in the run directory `request` names, for a worker restarted with
-// its unchanged command line (torchrun's --max_restarts).
+// its unchanged command line (torchrun's --max_restarts): with --resume, that directory.
 struct EarlierAttempt {
   std::string dir;        // a resumable run of the same settings (but where it runs); empty: none
   bool finished = false;  // that run wrote its metrics.json: nothing is left to do

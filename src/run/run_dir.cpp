@@ -22,6 +22,7 @@ void forget_progress(const RunDir& run, bool resumed) {
   if (!resumed) {
     std::filesystem::remove(run.resume());
     std::filesystem::remove(run.history());
+    std::filesystem::remove(run.model());  // an older run's weights, which model.json no longer describes
   }
   std::filesystem::remove(run.metrics());
 }

@@ -22,10 +22,11 @@ struct RunDir {
   bool finished() const { return std::filesystem::exists(metrics()); }
 };
 
-// Removes what said how far the directory's run had got, before a run trains in it: a fresh
-// run's resume.pt, history.json and metrics.json (an older run's), a resumed one's metrics.json
-// (it is finished again only when it writes new ones). So neither --resume nor a restarted
-// attempt ever continues a run that is not the one training there.
+// Removes what said how far the directory's run had got, before a run trains in it: for a fresh
+// run, an older run's resume.pt, history.json, metrics.json and model.pt (the new model.json
+// does not describe those weights); for a resumed one, its metrics.json (it is finished again
+// only when it writes new ones). So neither --resume nor a restarted attempt ever continues a
+// run that is not the one training there.
 void forget_progress(const RunDir& run, bool resumed);
 
 // The first `epochs` rows of history.json; an Error naming the file when it has fewer.
