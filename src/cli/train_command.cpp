@@ -63,7 +63,7 @@ namespace {
 struct Processes {
   int nproc = 1;
   double timeout_seconds = 60;
-  std::string gradient_wait = dist::gradient_wait_names()[static_cast<size_t>(dist::GradientWait::automatic)];
+  dist::GradientWait gradient_wait = dist::GradientWait::automatic;
   std::chrono::milliseconds timeout() const {
     return std::chrono::milliseconds(static_cast<int64_t>(timeout_seconds * 1000));
   }
@@ -91,9 +91,9 @@ run::TrainOptions options_for_this_rank(const run::TrainRequest& request, const 
 // owns the run directory, decides for every rank, on its own count (an agent that joined later
 // counts from 0).
 std::optional<run::TrainRequest> request_for_this_attempt(const run::TrainRequest& request,
+                                                          const std::optional<dist::Environment>& env,
                                                           const dist::ProcessGroup* group, std::ostream& out) {
   const bool decides = !group || group->is_main();
-  const std::optional<dist::Environment> env = dist::environment_from_variables();
   int restart = env ? env->restart_count : 0;
   run::EarlierAttempt earlier;
   if (decides && restart > 0) earlier = run::earlier_attempt(request);
@@ -115,19 +115,19 @@ std::optional<run::TrainRequest> request_for_this_attempt(const run::TrainReques
 }
 
 // This process as one rank of a distributed run when torchrun's variables (or --nproc's) say so.
-std::unique_ptr<dist::ProcessGroup> join_group(const Processes& processes) {
-  const std::optional<dist::Environment> env = dist::environment_from_variables();
+std::unique_ptr<dist::ProcessGroup> join_group(const std::optional<dist::Environment>& env,
+                                               const Processes& processes) {
   if (!env || env->world_size == 1) return nullptr;
-  return std::make_unique<dist::ProcessGroup>(*env, processes.timeout(),
-                                              dist::gradient_wait_named(processes.gradient_wait));
+  return std::make_unique<dist::ProcessGroup>(*env, processes.timeout(), processes.gradient_wait);
 }
 
 void train_on_this_process(const run::TrainRequest& request, const Processes& processes) {
-  const std::unique_ptr<dist::ProcessGroup> group = join_group(processes);
+  const std::optional<dist::Environment> env = dist::environment_from_variables();
+  const std::unique_ptr<dist::ProcessGroup> group = join_group(env, processes);
   const std::string rank = group ? "rank " + std::to_string(group->rank()) + ": " : "";
   std::string dir = request.resume_dir.empty() ? request.out_dir : request.resume_dir;
   try {
-    const std::optional<run::TrainRequest> attempt = request_for_this_attempt(request, group.get(), std::cout);
+    const std::optional<run::TrainRequest> attempt = request_for_this_attempt(request, env, group.get(), std::cout);
     if (!attempt) return;
     const run::TrainOptions options = options_for_this_rank(*attempt, group.get());
     dir = run::out_dir_for(options).string();
@@ -186,11 +186,13 @@ void add_train_command(CLI::App& app, const std::vector<std::string>& argv) {
                   "an error naming the rank")
       ->check(CLI::Range(0.1, 86400.0))
       ->capture_default_str();
-  cmd->add_option("--dist-wait", processes->gradient_wait,
-                  "How a rank waits for the others' gradients: poll (busy-wait, fastest, takes a core), sleep, or auto "
-                  "(poll only where every thread of this machine's ranks has a core of its own)")
+  cmd->add_option_function<std::string>(
+         "--dist-wait",
+         [processes](const std::string& name) { processes->gradient_wait = dist::gradient_wait_named(name); },
+         "How a rank waits for the others' gradients: poll (busy-wait, fastest, takes a core), sleep, or auto "
+         "(poll only where every thread of this machine's ranks has a core of its own)")
       ->check(CLI::IsMember(dist::gradient_wait_names()))
-      ->capture_default_str();
+      ->default_str(dist::gradient_wait_name(processes->gradient_wait));
   cmd->add_flag(
       "--no-report", [request](int64_t) { request->flags.report = false; }, "Skip figures/ and report.html");
   cmd->callback([cmd, request, processes, argv] {

@@ -315,6 +315,8 @@ const std::vector<std::string>& gradient_wait_names() {
   return names;
 }
 
+const std::string& gradient_wait_name(GradientWait wait) { return gradient_wait_names()[static_cast<size_t>(wait)]; }
+
 GradientWait gradient_wait_named(const std::string& name) {
   const std::vector<std::string>& names = gradient_wait_names();
   for (size_t i = 0; i < names.size(); ++i)
@@ -347,20 +349,10 @@ ProcessGroup::ProcessGroup(const Environment& env, std::chrono::milliseconds tim
 
 ProcessGroup::~ProcessGroup() = default;
 
-bool ProcessGroup::polls_for_gradient() const {
-  switch (impl_->gradient_wait) {
-    case GradientWait::poll:
-      return true;
-    case GradientWait::sleep:
-      return false;
-    case GradientWait::automatic:
-      break;
-  }
-  return each_thread_has_a_core(at::get_num_threads(), impl_->env.local_world_size);
-}
-
-std::string ProcessGroup::gradient_wait_name() const {
-  return gradient_wait_names()[static_cast<size_t>(polls_for_gradient() ? GradientWait::poll : GradientWait::sleep)];
+GradientWait ProcessGroup::gradient_wait() const {
+  if (impl_->gradient_wait != GradientWait::automatic) return impl_->gradient_wait;
+  return each_thread_has_a_core(at::get_num_threads(), impl_->env.local_world_size) ? GradientWait::poll
+                                                                                    : GradientWait::sleep;
 }
 
 int ProcessGroup::rank() const { return impl_->env.rank; }

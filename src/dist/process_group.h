@@ -22,6 +22,7 @@ enum class GradientWait { automatic, poll, sleep };
 
 // The names of the GradientWait values ("auto", "poll", "sleep"), in the enum's order.
 const std::vector<std::string>& gradient_wait_names();
+const std::string& gradient_wait_name(GradientWait wait);
 GradientWait gradient_wait_named(const std::string& name);  // an Error for any other name
 
 class ProcessGroup {
@@ -47,12 +48,12 @@ class ProcessGroup {
 
   // Sums the training step's gradient (one contiguous float buffer) over the ranks in place, on
   // this thread, over connections of its own (see synchronous_allreduce.h). Every rank ends with
-  // the same bytes. `spin`: poll while waiting for the others (see polls_for_gradient).
+  // the same bytes. `spin`: poll while waiting for the others (see gradient_wait).
   void sum_gradient(const at::Tensor& gradient, bool spin) const;
 
-  // Whether this rank, on LibTorch's present thread count, polls while it waits for the gradient.
-  bool polls_for_gradient() const;
-  std::string gradient_wait_name() const;  // "poll" or "sleep", as --dist-wait names them
+  // How this rank waits for the gradient, poll or sleep: automatic decided on LibTorch's present
+  // thread count.
+  GradientWait gradient_wait() const;
 
   // Rank 0's values of `tensors` (CPU, any dtype, same shapes on every rank) on every rank.
   void broadcast(const std::vector<at::Tensor>& tensors) const;

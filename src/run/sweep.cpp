@@ -83,10 +83,10 @@ pid_t spawn(const std::string& binary, const std::vector<std::string>& args, con
 }
 
 bool finished(const std::filesystem::path& dir) {
-  const auto file = RunDir{dir}.metrics();
-  if (!std::filesystem::exists(file)) return false;
+  const RunDir run{dir};
+  if (!run.finished()) return false;
   try {
-    return read_json_file(file).contains("best_valid_acc");
+    return read_json_file(run.metrics()).contains("best_valid_acc");
   } catch (const Error&) {
     return false;
   }

@@ -88,7 +88,7 @@ Network build_network(const TrainOptions& options, const RunDir& run, const std:
     out << strprintf(
         "Data parallel: %d processes (c10d, Gloo) | global batch %lld, about %lld per process | gradient wait: %s\n",
         ranks, static_cast<long long>(options.batch_size), static_cast<long long>(options.batch_size / ranks),
-        place.group->gradient_wait_name().c_str());
+        dist::gradient_wait_name(place.group->gradient_wait()).c_str());
   }
   prepare_optimizer(n, options, threads, device);
   return n;
@@ -220,7 +220,7 @@ nlohmann::json run_metrics(const TrainOptions& options, int threads, const Train
     const int64_t calls = std::max<int64_t>(1, g.allreduce_calls());
     metrics["distributed"] = {{"backend", "gloo"},
                               {"world_size", g.size()},
-                              {"gradient_wait", g.gradient_wait_name()},
+                              {"gradient_wait", dist::gradient_wait_name(g.gradient_wait())},
                               {"allreduce_calls", g.allreduce_calls()},
                               {"allreduce_seconds", g.allreduce_seconds()},
                               {"allreduce_seconds_per_call", g.allreduce_seconds() / static_cast<double>(calls)}};

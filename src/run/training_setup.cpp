@@ -123,7 +123,7 @@ train::StepSettings step_settings(const TrainOptions& options, const data::Norma
   s.optimizer_sums_shards = !group && train::share_shard_gradients(*net.optimizer, net.fast.shards);
   s.parallel.group = group;
   s.parallel.parameters = net.fast.parameters;
-  s.parallel.spin = group && group->polls_for_gradient();
+  s.parallel.spin = group && group->gradient_wait() == dist::GradientWait::poll;
   return s;
 }
 
