@@ -98,6 +98,9 @@ TEST(Cli, BadFlagsFailWithOneLine) {
   expect_one_line_error(run_convkit("train --device tpu"), "--device");
   expect_one_line_error(run_convkit("train --rotation -5"), "--rotation");
   expect_one_line_error(run_convkit("train --bogus 1"), "--bogus");
+  expect_one_line_error(run_convkit("train --nproc 2 --dist-wait spin"), "--dist-wait");
+  expect_one_line_error(run_convkit("train --nproc 0"), "--nproc");
+  expect_one_line_error(run_convkit("train --nproc 2 --dist-timeout 0"), "--dist-timeout");
   EXPECT_NE(run_convkit("").exit_code, 0);
   EXPECT_NE(run_convkit("fly").exit_code, 0);
 }
